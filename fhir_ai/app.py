@@ -1,0 +1,66 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from fhir_ai.fhir.blueprint import create_fhir_blueprint, register_fhir_error_handlers
+from fhir_ai.fhir.search.parameters import SearchRegistry
+from fhir_ai.fhir.service import FhirService
+from fhir_ai.health import create_health_blueprint
+from fhir_ai.logging import configure_logging
+from fhir_ai.settings import Settings
+from fhir_ai.store.database import create_db_engine
+from fhir_ai.store.repository import ResourceStore
+
+logger = logging.getLogger("fhir_ai.http")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the web application: blueprints, services and request logging."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = Flask("fhir_ai")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["fhir_ai.settings"] = settings
+
+    engine = create_db_engine(settings)
+    registry = SearchRegistry.load()
+    store = ResourceStore(engine, registry)
+    service = FhirService(registry, settings)
+    app.extensions["fhir_ai.engine"] = engine
+    app.extensions["fhir_ai.store"] = store
+
+    app.register_blueprint(create_fhir_blueprint(service, store, settings), url_prefix="/fhir")
+    app.register_blueprint(create_health_blueprint(engine, settings))
+    register_fhir_error_handlers(app)
+    _register_request_logging(app)
+    return app
+
+
+def _register_request_logging(app: Flask) -> None:
+    @app.before_request
+    def start_request() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if incoming.isascii() and 0 < len(incoming) <= 64 else None
+        g.request_id = g.request_id or uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        logger.info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": request.url_rule.rule if request.url_rule else None,
+                "status": response.status_code,
+                "duration_ms": round(elapsed_ms, 2),
+            },
+        )
+        return response

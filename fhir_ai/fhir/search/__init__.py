@@ -1,0 +1,1 @@
+"""FHIR search: parameter definitions, extraction on write, query parsing and SQL."""

@@ -1,0 +1,58 @@
+"""The one settings object, read from ``FHIR_AI_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the web app, the CLI and the Celery workers.
+
+    Every field can be set with an environment variable named ``FHIR_AI_<FIELD>``
+    (for example ``FHIR_AI_DATABASE_URL``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FHIR_AI_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(default=Path("./var"), description="Where embedded data lives.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is SQLite at <data_dir>/fhir-ai.sqlite3.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL; default is an embedded Redis under <data_dir>.",
+    )
+    result_backend_url: str | None = Field(
+        default=None, description="Celery result backend; default is the broker URL."
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Public base URL of the server (for absolute links); default from request.",
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Largest request body.")
+    default_page_size: int = Field(default=20, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    auto_migrate: bool = Field(
+        default=True, description="Apply database migrations when the server starts."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    shared_data_dir: Path = Field(
+        default=Path("../shared/data"), description="Where the project's shared data sets live."
+    )
+    sql_echo: bool = False
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to an embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'fhir-ai.sqlite3').resolve()}"
+
+    def embedded_broker(self) -> bool:
+        """True when no broker is configured and the server must start its own."""
+        return self.broker_url is None

@@ -1,0 +1,1 @@
+"""Persistence: the resource store, its search index and its migrations."""

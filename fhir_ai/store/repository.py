@@ -1,0 +1,359 @@
+"""The resource store: versioned writes with their search index, reads, history, search.
+
+Every public write method runs inside the caller's :class:`StoreSession`, which is one
+database transaction: a resource, its version row and its index rows commit together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from fhir_ai.errors import Gone, NotFound, PreconditionFailed
+from fhir_ai.fhir.search import sql
+from fhir_ai.fhir.search.dates import format_instant
+from fhir_ai.fhir.search.extract import extract
+from fhir_ai.fhir.search.parameters import SearchRegistry
+from fhir_ai.fhir.search.query import Include, SearchQuery
+from fhir_ai.store.schema import (
+    resource_versions,
+    resources,
+    search_dates,
+    search_references,
+    search_strings,
+    search_tokens,
+)
+
+_INDEX_TABLES = (
+    ("tokens", search_tokens),
+    ("references", search_references),
+    ("dates", search_dates),
+    ("strings", search_strings),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of a resource as stored (content is None for a deletion)."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    content: dict[str, Any] | None
+
+    @property
+    def etag(self) -> str:
+        """The weak ETag of this version."""
+        return f'W/"{self.version_id}"'
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of a write: the stored version and whether it was created."""
+
+    stored: StoredResource
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One page of matches, the included resources, and what is known of the total."""
+
+    matches: list[StoredResource]
+    included: list[StoredResource]
+    total: int | None
+    has_next: bool
+
+
+def new_id() -> str:
+    """A server-assigned logical id."""
+    return str(uuid.uuid4())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class ResourceStore:
+    """Opens store sessions on the database."""
+
+    def __init__(self, engine: Engine, registry: SearchRegistry) -> None:
+        self.engine = engine
+        self.registry = registry
+
+    @contextmanager
+    def session(self) -> Iterator[StoreSession]:
+        """One database transaction: committed on success, rolled back on any error."""
+        with self.engine.begin() as connection:
+            yield StoreSession(connection, self.registry)
+
+
+class StoreSession:
+    """Reads and writes inside one transaction."""
+
+    def __init__(self, connection: Connection, registry: SearchRegistry) -> None:
+        self.connection = connection
+        self.registry = registry
+
+    # -- reads ---------------------------------------------------------------------
+    def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        """The current version, or NotFound / Gone."""
+        row = self._current(resource_type, resource_id)
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if row.deleted:
+            raise Gone(f"{resource_type}/{resource_id} was deleted")
+        return StoredResource(
+            resource_type, resource_id, row.version_id, row.last_updated, row.content
+        )
+
+    def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        """One version, or NotFound / Gone (a deletion version)."""
+        row = self.connection.execute(
+            select(resource_versions)
+            .join(resources, resources.c.pk == resource_versions.c.resource_pk)
+            .where(
+                resources.c.resource_type == resource_type,
+                resources.c.id == resource_id,
+                resource_versions.c.version_id == version_id,
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id}/_history/{version_id} is not known")
+        if row.content is None:
+            raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
+        return StoredResource(resource_type, resource_id, version_id, row.last_updated, row.content)
+
+    def history(
+        self, resource_type: str, resource_id: str, count: int, offset: int
+    ) -> tuple[list[tuple[StoredResource, str]], int]:
+        """Versions newest first, each with its method, and the number of versions."""
+        current = self._current(resource_type, resource_id)
+        if current is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        where = resource_versions.c.resource_pk == current.pk
+        total = self.connection.execute(
+            select(func.count()).select_from(resource_versions).where(where)
+        ).scalar_one()
+        rows = self.connection.execute(
+            select(resource_versions)
+            .where(where)
+            .order_by(resource_versions.c.version_id.desc())
+            .limit(count)
+            .offset(offset)
+        ).all()
+        versions = [
+            (
+                StoredResource(resource_type, resource_id, r.version_id, r.last_updated, r.content),
+                r.method,
+            )
+            for r in rows
+        ]
+        return versions, total
+
+    def search(self, query: SearchQuery, base_url: str) -> SearchResult:
+        """Run a search: a page of matches, their includes, and the total when known."""
+        if query.summary_count:
+            total = self.connection.execute(sql.count(query, base_url)).scalar_one()
+            return SearchResult([], [], total, False)
+        rows = self.connection.execute(sql.page(query, base_url)).all()
+        has_next = len(rows) > query.count
+        rows = rows[: query.count]
+        matches = [
+            StoredResource(query.resource_type, r.id, r.version_id, r.last_updated, r.content)
+            for r in rows
+        ]
+        if query.total_accurate:
+            total: int | None = self.connection.execute(sql.count(query, base_url)).scalar_one()
+        elif not has_next and (rows or query.offset == 0):
+            total = query.offset + len(rows)
+        else:
+            total = None
+        pks = [r.pk for r in rows]
+        included = self._includes(query, pks, [m.id for m in matches]) if pks else []
+        return SearchResult(matches, included, total, has_next)
+
+    def count_matches(self, query: SearchQuery, base_url: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` ids matching ``query`` (for conditional interactions)."""
+        rows = self.connection.execute(
+            select(resources.c.id).where(sql.matching(query, base_url)).limit(limit)
+        ).all()
+        return [r.id for r in rows]
+
+    # -- writes --------------------------------------------------------------------
+    def create(self, resource: dict[str, Any], resource_id: str | None = None) -> StoredResource:
+        """Store a new resource with a server-assigned id (or the given one)."""
+        resource_type = resource["resourceType"]
+        resource_id = resource_id or new_id()
+        now = _now()
+        content = _stamp(resource, resource_id, 1, now)
+        pk = self.connection.execute(
+            insert(resources)
+            .values(
+                resource_type=resource_type,
+                id=resource_id,
+                version_id=1,
+                last_updated=now,
+                deleted=False,
+                content=content,
+            )
+            .returning(resources.c.pk)
+        ).scalar_one()
+        self._write_version(pk, 1, now, "POST", content)
+        self._write_index(pk, resource_type, content)
+        return StoredResource(resource_type, resource_id, 1, now, content)
+
+    def update(
+        self, resource: dict[str, Any], resource_id: str, if_match: int | None = None
+    ) -> WriteResult:
+        """Replace (or create, with the client's id) a resource; check If-Match."""
+        resource_type = resource["resourceType"]
+        current = self._current(resource_type, resource_id, for_update=True)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist")
+            return WriteResult(self.create(resource, resource_id), created=True)
+        if if_match is not None and if_match != current.version_id:
+            raise PreconditionFailed(
+                f"Version conflict: If-Match names version {if_match}, "
+                f"the current version is {current.version_id}"
+            )
+        version = current.version_id + 1
+        now = _now()
+        content = _stamp(resource, resource_id, version, now)
+        self.connection.execute(
+            update(resources)
+            .where(resources.c.pk == current.pk)
+            .values(version_id=version, last_updated=now, deleted=False, content=content)
+        )
+        self._write_version(current.pk, version, now, "PUT", content)
+        self._clear_index(current.pk)
+        self._write_index(current.pk, resource_type, content)
+        stored = StoredResource(resource_type, resource_id, version, now, content)
+        return WriteResult(stored, created=bool(current.deleted))
+
+    def delete(self, resource_type: str, resource_id: str) -> bool:
+        """Delete a resource (keeping its history); False if it was already deleted."""
+        current = self._current(resource_type, resource_id, for_update=True)
+        if current is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if current.deleted:
+            return False
+        version = current.version_id + 1
+        now = _now()
+        self.connection.execute(
+            update(resources)
+            .where(resources.c.pk == current.pk)
+            .values(version_id=version, last_updated=now, deleted=True, content=None)
+        )
+        self._write_version(current.pk, version, now, "DELETE", None)
+        self._clear_index(current.pk)
+        return True
+
+    # -- internals -----------------------------------------------------------------
+    def _current(self, resource_type: str, resource_id: str, for_update: bool = False) -> Any:
+        statement = select(resources).where(
+            resources.c.resource_type == resource_type, resources.c.id == resource_id
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return self.connection.execute(statement).first()
+
+    def _write_version(
+        self, pk: int, version: int, now: datetime, method: str, content: dict[str, Any] | None
+    ) -> None:
+        self.connection.execute(
+            insert(resource_versions).values(
+                resource_pk=pk, version_id=version, last_updated=now, method=method, content=content
+            )
+        )
+
+    def _write_index(self, pk: int, resource_type: str, content: dict[str, Any]) -> None:
+        entries = extract(content, self.registry.parameters(resource_type))
+        for attribute, table in _INDEX_TABLES:
+            rows = getattr(entries, attribute)
+            if rows:
+                for row in rows:
+                    row["resource_pk"] = pk
+                    row["resource_type"] = resource_type
+                self.connection.execute(insert(table), rows)
+
+    def _clear_index(self, pk: int) -> None:
+        for _, table in _INDEX_TABLES:
+            self.connection.execute(delete(table).where(table.c.resource_pk == pk))
+
+    def _includes(self, query: SearchQuery, pks: list[int], ids: list[str]) -> list[StoredResource]:
+        seen: set[tuple[str, str]] = set()
+        found: list[StoredResource] = []
+        for include in query.includes:
+            for row in self._included_targets(include, pks):
+                _add_unique(found, seen, row)
+        for include in query.revincludes:
+            for row in self._revincluded_sources(include, query.resource_type, ids):
+                _add_unique(found, seen, row)
+        return found
+
+    def _included_targets(self, include: Include, pks: list[int]) -> list[Any]:
+        refs = search_references.c
+        targets = select(refs.target_type, refs.target_id).where(
+            refs.resource_pk.in_(pks), refs.param == include.param, refs.target_id.is_not(None)
+        )
+        if include.target_type:
+            targets = targets.where(refs.target_type == include.target_type)
+        pairs = self.connection.execute(targets).all()
+        by_type: dict[str, set[str]] = {}
+        for target_type, target_id in pairs:
+            by_type.setdefault(target_type, set()).add(target_id)
+        rows: list[Any] = []
+        for target_type, target_ids in by_type.items():
+            rows += self.connection.execute(
+                select(resources).where(
+                    resources.c.resource_type == target_type,
+                    resources.c.id.in_(target_ids),
+                    resources.c.deleted.is_(False),
+                )
+            ).all()
+        return rows
+
+    def _revincluded_sources(self, include: Include, match_type: str, ids: list[str]) -> list[Any]:
+        if include.target_type and include.target_type != match_type:
+            return []
+        refs = search_references.c
+        sources = select(refs.resource_pk).where(
+            refs.resource_type == include.source_type,
+            refs.param == include.param,
+            refs.target_type == match_type,
+            refs.target_id.in_(ids),
+        )
+        return list(
+            self.connection.execute(
+                select(resources).where(resources.c.pk.in_(sources), resources.c.deleted.is_(False))
+            ).all()
+        )
+
+
+def _add_unique(found: list[StoredResource], seen: set[tuple[str, str]], row: Any) -> None:
+    key = (row.resource_type, row.id)
+    if key not in seen:
+        seen.add(key)
+        found.append(
+            StoredResource(row.resource_type, row.id, row.version_id, row.last_updated, row.content)
+        )
+
+
+def _stamp(
+    resource: dict[str, Any], resource_id: str, version: int, now: datetime
+) -> dict[str, Any]:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = format_instant(now)
+    stamped = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
+    stamped.update({k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")})
+    return stamped

@@ -1,0 +1,99 @@
+"""Database tables: current resources, every version, and the search index.
+
+Search parameters are extracted on write into one narrow table per parameter type,
+each indexed for the lookups search makes, so a search never scans resources.
+Timestamps are stored as naive UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+ResourceJson = JSON().with_variant(JSONB(), "postgresql")
+Pk = BigInteger().with_variant(Integer(), "sqlite")
+
+resources = Table(
+    "resource",
+    metadata,
+    Column("pk", Pk, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(timezone=False), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", ResourceJson, nullable=True),
+    UniqueConstraint("resource_type", "id", name="uq_resource_type_id"),
+    Index("ix_resource_type_updated", "resource_type", "last_updated"),
+)
+
+resource_versions = Table(
+    "resource_version",
+    metadata,
+    Column("resource_pk", Pk, ForeignKey("resource.pk", ondelete="CASCADE"), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated", DateTime(timezone=False), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("content", ResourceJson, nullable=True),
+)
+
+
+def _index_table(name: str, *value_columns: Column[object], lookup: tuple[str, ...]) -> Table:
+    table = Table(
+        name,
+        metadata,
+        Column("resource_pk", Pk, ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False),
+        Column("resource_type", String(64), nullable=False),
+        Column("param", String(64), nullable=False),
+        *value_columns,
+    )
+    lookup_columns = [table.c[column] for column in ("resource_type", "param", *lookup)]
+    Index(f"ix_{name}_lookup", *lookup_columns, table.c.resource_pk)
+    Index(f"ix_{name}_resource", table.c.resource_pk)
+    return table
+
+
+search_tokens = _index_table(
+    "search_token",
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    lookup=("code", "system"),
+)
+
+search_references = _index_table(
+    "search_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(255), nullable=True),
+    Column("target_url", String(1024), nullable=True),
+    lookup=("target_id", "target_type"),
+)
+Index("ix_search_reference_target", search_references.c.target_type, search_references.c.target_id)
+
+search_dates = _index_table(
+    "search_date",
+    Column("low", DateTime(timezone=False), nullable=False),
+    Column("high", DateTime(timezone=False), nullable=False),
+    lookup=("low", "high"),
+)
+
+search_strings = _index_table(
+    "search_string",
+    Column("value", String(255), nullable=False),
+    Column("exact", String(1024), nullable=False),
+    lookup=("value",),
+)
