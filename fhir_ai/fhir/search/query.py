@@ -94,8 +94,10 @@ def parse_query(
             _apply_control(query, registry, name, modifier, raw, max_count, strict)
             query.used.append((key, raw))
         elif name in RESULT_PARAMETERS:
+            if modifier:
+                raise UnsupportedParameter(f"Modifier ':{modifier}' is not supported on {name}")
             kind = "token" if name == "_id" else "date"
-            query.criteria.append(Criterion(name, kind, split_values(raw), modifier or None))
+            query.criteria.append(Criterion(name, kind, split_values(raw)))
             query.used.append((key, raw))
         elif parameter := registry.get(resource_type, name):
             query.criteria.append(_criterion(registry, parameter, modifier, raw))
@@ -143,6 +145,7 @@ def _apply_control(
         number = _non_negative_int(name, raw)
         if name == "_count":
             query.count = min(number, max_count)
+            query.summary_count = query.summary_count or number == 0
         else:
             query.offset = number
     elif name == "_sort":

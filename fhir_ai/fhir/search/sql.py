@@ -183,11 +183,10 @@ def _order(resource_type: str, key: SortKey) -> UnaryExpression[object]:
         column = resources.c.last_updated
     else:
         table = _TABLES[key.type]
-        value = {
-            "date": table.c.high if key.descending else table.c.low,
-            "string": table.c.value,
-            "token": table.c.code,
-        }[key.type]
+        if key.type == "date":
+            value = table.c.high if key.descending else table.c.low
+        else:
+            value = table.c.value if key.type == "string" else table.c.code
         aggregate = func.max(value) if key.descending else func.min(value)
         column = (
             select(aggregate)

@@ -1,0 +1,83 @@
+"""Shared fixtures: settings, apps on SQLite and on real PostgreSQL, shared data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from fhir_ai.app import create_app
+from fhir_ai.settings import Settings
+from fhir_ai.store.database import upgrade_schema
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FHIR_AI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("FHIR_AI_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data sets, read in place; tests that need them skip without them."""
+    path = Path(os.environ.get("FHIR_AI_SHARED_DATA_DIR", "../shared/data")).resolve()
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (set FHIR_AI_SHARED_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    name = f"fhir_ai_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    yield f"{base}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(tmp: Path, **overrides: object) -> Settings:
+    """Settings for a test app: data under ``tmp``, quiet logs."""
+    values: dict[str, object] = {"data_dir": tmp, "log_level": "WARNING", "broker_url": REDIS_URL}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def build_app(settings: Settings) -> Flask:
+    """Create the app and migrate its database."""
+    app = create_app(settings)
+    upgrade_schema(app.extensions["fhir_ai.engine"])
+    return app
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The app on each storage backend (one database per session and backend)."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        return build_app(make_settings(tmp, database_url=url))
+    return build_app(make_settings(tmp))
+
+
+@pytest.fixture
+def client(backend_app: Flask) -> FlaskClient:
+    """A test client on each backend."""
+    return backend_app.test_client()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Flask:
+    """A fresh app on its own SQLite file."""
+    return build_app(make_settings(tmp_path))
