@@ -57,7 +57,7 @@ _UNRELIABLE_ENUMS = frozenset({"format"})
 def model_class(resource_type: str) -> type[FHIRAbstractModel] | None:
     """The R4B model class of a resource type, or None if there is none."""
     try:
-        return get_fhir_model_class(resource_type)  # type: ignore[no-any-return]
+        return get_fhir_model_class(resource_type)
     except (KeyError, ValueError):
         return None
 

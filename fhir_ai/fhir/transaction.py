@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -70,22 +71,20 @@ class BundleProcessor:
     def _transaction(
         self, raw_entries: list[Any], base_url: str, with_resources: bool
     ) -> list[dict[str, Any]]:
-        entries = [_with_entry_context(i, lambda i=i, e=e: _parse_entry(i, e, base_url))
+        entries = [_with_entry_context(i, partial(_parse_entry, i, e, base_url))
                    for i, e in enumerate(raw_entries)]  # fmt: skip
         responses: dict[int, dict[str, Any]] = {}
         with self.store.session() as session:
             identities = self._assign_identities(session, entries, base_url)
             for entry in entries:
                 if entry.resource is not None:
-                    _with_entry_context(
-                        entry.index,
-                        lambda e=entry: self._resolve_references(session, e, identities, base_url),
+                    resolve = partial(
+                        self._resolve_references, session, entry, identities, base_url
                     )
+                    _with_entry_context(entry.index, resolve)
             for entry in sorted(entries, key=lambda e: _ORDER[e.method]):
-                responses[entry.index] = _with_entry_context(
-                    entry.index,
-                    lambda e=entry: self._execute(session, e, base_url, with_resources, identities),
-                )
+                execute = partial(self._execute, session, entry, base_url, with_resources)
+                responses[entry.index] = _with_entry_context(entry.index, execute)
         return [responses[i] for i in range(len(entries))]
 
     def _assign_identities(
@@ -97,12 +96,14 @@ class BundleProcessor:
             if entry.method == "POST":
                 existing = None
                 if entry.if_none_exist:
-                    existing = _with_entry_context(
-                        entry.index,
-                        lambda e=entry: self.service.create_match(
-                            session, e.resource_type, e.if_none_exist or "", base_url
-                        ),
+                    match = partial(
+                        self.service.create_match,
+                        session,
+                        entry.resource_type,
+                        entry.if_none_exist,
+                        base_url,
                     )
+                    existing = _with_entry_context(entry.index, match)
                 entry.resource_id = existing or new_id()
                 if existing:
                     entry.criteria = "matched"
@@ -143,7 +144,6 @@ class BundleProcessor:
         entry: Entry,
         base_url: str,
         with_resources: bool,
-        identities: dict[str, str],
     ) -> dict[str, Any]:
         if entry.method in ("GET", "HEAD"):
             return self._read_entry(session, entry, base_url)
@@ -202,7 +202,7 @@ class BundleProcessor:
                         )
                     entry.resource_id = existing or new_id()
                     entry.criteria = "matched" if existing else None
-                return self._execute(session, entry, base_url, with_resources, {})
+                return self._execute(session, entry, base_url, with_resources)
         except FhirAiError as error:
             return {
                 "response": {

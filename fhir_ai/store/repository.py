@@ -161,8 +161,8 @@ class StoreSession:
     def search(self, query: SearchQuery, base_url: str) -> SearchResult:
         """Run a search: a page of matches, their includes, and the total when known."""
         if query.summary_count:
-            total = self.connection.execute(sql.count(query, base_url)).scalar_one()
-            return SearchResult([], [], total, False)
+            counted: int = self.connection.execute(sql.count(query, base_url)).scalar_one()
+            return SearchResult([], [], counted, False)
         rows = self.connection.execute(sql.page(query, base_url)).all()
         has_next = len(rows) > query.count
         rows = rows[: query.count]

@@ -55,7 +55,7 @@ def page(query: SearchQuery, base_url: str) -> Select[tuple[int, str, int, datet
     )
 
 
-def count(query: SearchQuery, base_url: str) -> Select[tuple[int]]:
+def count(query: SearchQuery, base_url: str) -> Select[int]:
     """Count every match."""
     return select(func.count()).select_from(resources).where(matching(query, base_url))
 
