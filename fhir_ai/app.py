@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -18,6 +19,7 @@ from fhir_ai.store.database import create_db_engine
 from fhir_ai.store.repository import ResourceStore
 
 logger = logging.getLogger("fhir_ai.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -46,8 +48,7 @@ def _register_request_logging(app: Flask) -> None:
     @app.before_request
     def start_request() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if incoming.isascii() and 0 < len(incoming) <= 64 else None
-        g.request_id = g.request_id or uuid.uuid4().hex
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.started = time.perf_counter()
 
     @app.after_request

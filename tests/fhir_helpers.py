@@ -39,7 +39,9 @@ def new_patient(client: FlaskClient) -> str:
 def ids(bundle: dict[str, Any], mode: str = "match") -> set[str]:
     """The ids of a searchset's entries of one mode."""
     return {
-        e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == mode
+        e["resource"]["id"]
+        for e in bundle.get("entry", [])
+        if e.get("search", {}).get("mode") == mode
     }
 
 

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from fhir_ai.errors import FhirAiError, InvalidRequest, MethodNotAllowed
@@ -211,9 +212,19 @@ def register_fhir_error_handlers(app: Flask) -> None:
             error.http_status, error.issue_code, error.message, error.expression
         )
 
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error: OperationalError) -> Response:
+        logger.error("database unavailable", extra={"error_type": type(error.orig).__name__})
+        message = "The database is not reachable; try again later"
+        if not request.path.startswith("/fhir"):
+            return http.json_response({"error": message}, 503, "application/json")
+        return _outcome_response(503, "transient", message, None)
+
     @app.errorhandler(Exception)
     def crash(error: Exception) -> Response:
         logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+        if not request.path.startswith("/fhir"):
+            return http.json_response({"error": "internal server error"}, 500, "application/json")
         return _outcome_response(500, "exception", "Internal server error", None)
 
 

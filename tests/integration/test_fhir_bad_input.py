@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhir_ai.app import create_app
 from tests.conftest import build_app, make_settings
 from tests.fhir_helpers import assert_outcome, new_patient, post
 
@@ -155,4 +156,14 @@ def test_oversized_body_is_refused(tmp_path: Path) -> None:
     big = {"resourceType": "Patient", "name": [{"family": "x" * 4096}]}
     assert_outcome(post(client, "/fhir/Patient", big), 413)
     assert client.get("/fhir/Patient?_summary=count").json["total"] == 0
+    assert client.get("/healthz").status_code == 200
+
+
+def test_unreachable_database_is_a_503_outcome(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
+    app = create_app(make_settings(tmp_path, database_url=url))
+    client = app.test_client()
+    body = assert_outcome(client.get("/fhir/Patient/abc"), 503)
+    assert body["issue"][0]["code"] == "transient"
+    assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").status_code == 200

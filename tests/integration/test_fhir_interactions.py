@@ -108,11 +108,27 @@ def test_capability_statement_describes_what_is_registered(client: FlaskClient) 
     assert statement["fhirVersion"] == "4.0.1" and statement["kind"] == "instance"
     rest = statement["rest"][0]
     types = {r["type"]: r for r in rest["resource"]}
-    for required in ("Patient", "DiagnosticReport", "ImagingStudy", "Task", "Binary", "Subscription"):
+    for required in (
+        "Patient",
+        "DiagnosticReport",
+        "ImagingStudy",
+        "Task",
+        "Binary",
+        "Subscription",
+    ):
         assert required in types
     report = types["DiagnosticReport"]
     params = {p["name"] for p in report["searchParam"]}
-    assert {"patient", "category", "code", "date", "status", "based-on", "identifier", "result"} <= params
+    assert {
+        "patient",
+        "category",
+        "code",
+        "date",
+        "status",
+        "based-on",
+        "identifier",
+        "result",
+    } <= params
     assert report["conditionalCreate"] is True and report["versioning"] == "versioned-update"
     assert "DiagnosticReport:result" in report["searchInclude"]
     assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch"}

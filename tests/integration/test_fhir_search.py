@@ -84,7 +84,10 @@ def test_date_with_time_zone_is_compared_in_utc(
     client: FlaskClient, reports: dict[str, Any]
 ) -> None:
     p, r = reports["patient"], reports["ids"]
-    assert _search(client, f"patient={p}&date=lt2021-06-15T06:00:01Z") == {r["rad_2019"], r["rad_2021"]} | {r["lab_2021"]}
+    assert _search(client, f"patient={p}&date=lt2021-06-15T06:00:01Z") == {
+        r["rad_2019"],
+        r["rad_2021"],
+    } | {r["lab_2021"]}
     assert _search(client, f"patient={p}&category=LAB&date=gt2021-06-15T06:00:00Z") == set()
 
 
@@ -96,9 +99,7 @@ def test_paging_sorting_and_count(client: FlaskClient, reports: dict[str, Any]) 
     assert dates[0].startswith("2021-06-15")
     next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
     second = client.get(next_url.replace("http://localhost", "")).json
-    assert [e["resource"]["effectiveDateTime"] for e in second["entry"]] == [
-        "2019-02-03T19:43:30Z"
-    ]
+    assert [e["resource"]["effectiveDateTime"] for e in second["entry"]] == ["2019-02-03T19:43:30Z"]
     assert not any(link["relation"] == "next" for link in second["link"])
     summary = client.get(f"/fhir/DiagnosticReport?patient={p}&_summary=count").json
     assert summary["total"] == 3 and "entry" not in summary
@@ -119,8 +120,13 @@ def test_include_results_and_revinclude_provenance(client: FlaskClient) -> None:
     )
     report = create(
         client,
-        _report(patient, "RAD", "36643-5", "2024-01-01",
-                result=[{"reference": f"Observation/{observation['id']}"}]),  # fmt: skip
+        _report(
+            patient,
+            "RAD",
+            "36643-5",
+            "2024-01-01",
+            result=[{"reference": f"Observation/{observation['id']}"}],
+        ),  # fmt: skip
     )
     provenance = create(
         client,

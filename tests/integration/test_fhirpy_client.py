@@ -27,7 +27,9 @@ def server_url(sqlite_app: Flask) -> Iterator[str]:
 def test_fhirpy_creates_searches_and_reads(server_url: str) -> None:
     client = SyncFHIRClient(server_url)
     family = f"Fhirpy{uuid.uuid4().hex[:8]}"
-    patient = client.resource("Patient", name=[{"family": family, "given": ["Grace"]}], gender="female")
+    patient = client.resource(
+        "Patient", name=[{"family": family, "given": ["Grace"]}], gender="female"
+    )
     patient.save()
     assert patient.id
 
