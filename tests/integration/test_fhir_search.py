@@ -126,7 +126,7 @@ def test_include_results_and_revinclude_provenance(client: FlaskClient) -> None:
             "36643-5",
             "2024-01-01",
             result=[{"reference": f"Observation/{observation['id']}"}],
-        ),  # fmt: skip
+        ),
     )
     provenance = create(
         client,
