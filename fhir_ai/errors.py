@@ -98,3 +98,10 @@ class ServiceUnavailable(FhirAiError):
 
     http_status = 503
     issue_code = "transient"
+
+
+class ConfigurationError(FhirAiError):
+    """The process is missing a setting it needs to start (for example the broker URL)."""
+
+    http_status = 500
+    issue_code = "exception"

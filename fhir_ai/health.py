@@ -6,8 +6,30 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from fhir_ai.broker import broker_reachable
+from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.settings import Settings
 from fhir_ai.store.database import ping
+
+BROKER_PROBE_TIMEOUT_S = 2.0
+
+
+def check_database(engine: Engine) -> str:
+    """``"ok"`` or ``"failed: <error type>"`` (no URLs or messages: they may hold secrets)."""
+    try:
+        ping(engine)
+    except SQLAlchemyError as error:
+        return f"failed: {type(error).__name__}"
+    return "ok"
+
+
+def check_broker(url: str) -> str:
+    """``"ok"`` or ``"failed: ..."`` for the Celery broker at ``url``."""
+    try:
+        broker_reachable(url, timeout=BROKER_PROBE_TIMEOUT_S)
+    except ServiceUnavailable as error:
+        return f"failed: {error.message}"
+    return "ok"
 
 
 def create_health_blueprint(engine: Engine, settings: Settings) -> Blueprint:
@@ -20,12 +42,9 @@ def create_health_blueprint(engine: Engine, settings: Settings) -> Blueprint:
 
     @blueprint.get("/readyz")
     def readyz() -> tuple[Response, int]:
-        checks: dict[str, str] = {}
-        try:
-            ping(engine)
-            checks["database"] = "ok"
-        except SQLAlchemyError as error:
-            checks["database"] = f"failed: {type(error).__name__}"
+        checks = {"database": check_database(engine)}
+        if settings.broker_url:
+            checks["broker"] = check_broker(settings.broker_url)
         ready = all(v == "ok" for v in checks.values())
         return jsonify(
             status="ok" if ready else "unavailable", checks=checks

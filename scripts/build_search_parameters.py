@@ -168,7 +168,7 @@ def build(shared: Path) -> dict[str, object]:
             continue
         bases = REGISTERED if sp["base"] in (["Resource"], ["DomainResource"]) else sp["base"]
         for base in bases:
-            if base not in params or base == "Binary" and sp["code"] != "_tag":
+            if base not in params or (base == "Binary" and sp["code"] != "_tag"):
                 continue
             expression = _parts_for(sp.get("expression", ""), base)
             if not expression or "exists()" in expression:

@@ -1,0 +1,169 @@
+"""The ``fhir-ai`` command: ``serve``, ``worker`` and ``db upgrade``.
+
+This module must not import :mod:`workers` at import time: ``fhir-ai serve`` is the
+web process (gunicorn forks its workers from it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from contextlib import ExitStack
+from functools import partial
+from types import FrameType
+
+import click
+from sqlalchemy.engine import make_url
+
+from fhir_ai.broker import embedded_broker, embedded_broker_db, redact_url
+from fhir_ai.logging import configure_logging
+from fhir_ai.settings import Settings
+
+logger = logging.getLogger("fhir_ai.cli")
+
+KNOWN_QUEUES = ("imaging", "nlp", "default")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fhir-ai")
+def main() -> None:
+    """Clinical AI plugin server: FHIR R4 API and Celery workers."""
+
+
+def _load_settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _redacted_database_url(settings: Settings) -> str:
+    return make_url(settings.resolved_database_url()).render_as_string(hide_password=True)
+
+
+def _migrate(settings: Settings) -> None:
+    from fhir_ai.store.database import create_db_engine, upgrade_schema
+
+    engine = create_db_engine(settings)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    logger.info("database schema is up to date: %s", _redacted_database_url(settings))
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so cleanup runs (until gunicorn installs its own)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--no-worker", is_flag=True, help="Do not start the embedded Celery worker (embedded broker)."
+)
+def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> None:
+    """Run the web server under gunicorn (gthread workers).
+
+    Without FHIR_AI_BROKER_URL it also runs an embedded Redis broker (under the data
+    directory) and an embedded Celery worker subprocess, and stops both on exit.
+    """
+    from fhir_ai.app import create_app
+    from fhir_ai.embedded_worker import EMBEDDED_QUEUES, embedded_worker
+    from fhir_ai.server import gunicorn_options, run_server
+
+    _exit_on_sigterm()
+    settings = _load_settings()
+    if settings.auto_migrate:
+        _migrate(settings)
+    with ExitStack() as stack:
+        if settings.embedded_broker():
+            url = stack.enter_context(embedded_broker(settings))
+            broker = f"embedded redis ({embedded_broker_db(settings)})"
+            settings = settings.model_copy(update={"broker_url": url})
+            if no_worker:
+                worker_mode = "none (--no-worker)"
+            else:
+                process = stack.enter_context(embedded_worker(url, settings.log_level))
+                queues = ",".join(EMBEDDED_QUEUES)
+                worker_mode = f"embedded subprocess pid {process.pid} (solo pool, queues {queues})"
+        else:
+            broker = redact_url(settings.broker_url or "")
+            worker_mode = "external (run `fhir-ai worker`)"
+        logger.info(
+            "starting fhir-ai on %s:%d; database: %s; broker: %s; worker: %s",
+            host,
+            port,
+            _redacted_database_url(settings),
+            broker,
+            worker_mode,
+        )
+        options = gunicorn_options(host, port, workers, threads, settings.log_level)
+        run_server(partial(create_app, settings), options)
+
+
+@main.command()
+@click.option(
+    "--queues",
+    default=",".join(KNOWN_QUEUES),
+    show_default=True,
+    help="Comma-separated queues to consume.",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Pool size.")
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo", "threads"]),
+    default="prefork",
+    show_default=True,
+)
+@click.option("--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None)
+@click.option("--hostname", default=None, help="Node name, e.g. imaging@%h.")
+def worker(
+    queues: str, concurrency: int | None, pool: str, loglevel: str | None, hostname: str | None
+) -> None:
+    """Run a Celery worker (needs FHIR_AI_BROKER_URL)."""
+    settings = _load_settings()
+    if not settings.broker_url:
+        raise click.ClickException(
+            "FHIR_AI_BROKER_URL is not set. A standalone worker needs the broker URL, "
+            "for example FHIR_AI_BROKER_URL=redis://127.0.0.1:6379/0 "
+            "(`fhir-ai serve` runs an embedded broker and worker when it is unset)."
+        )
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(names) - set(KNOWN_QUEUES))
+    if not names or unknown:
+        raise click.BadParameter(f"unknown queue(s) {unknown}; known: {KNOWN_QUEUES}")
+
+    from workers.celery_app import make_celery
+
+    argv = ["worker", "--queues", ",".join(names), "--pool", pool]
+    argv += ["--loglevel", (loglevel or settings.log_level).upper()]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    if hostname:
+        argv += ["--hostname", hostname]
+    logger.info(
+        "starting worker; broker: %s; queues: %s; pool: %s",
+        redact_url(settings.broker_url),
+        ",".join(names),
+        pool,
+    )
+    make_celery(settings).worker_main(argv)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    _migrate(_load_settings())

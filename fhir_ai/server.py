@@ -1,0 +1,61 @@
+"""Run the Flask app under gunicorn (gthread workers) from inside the ``fhir-ai`` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+    """A gunicorn application whose WSGI app comes from ``factory`` (called in each worker)."""
+
+    def __init__(self, factory: Callable[[], Flask], options: Mapping[str, Any]) -> None:
+        self._factory = factory
+        self._options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self._factory()
+
+
+def gunicorn_options(
+    host: str, port: int, workers: int, threads: int, loglevel: str
+) -> dict[str, Any]:
+    """Gunicorn settings for ``fhir-ai serve``."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": 120,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "loglevel": loglevel.lower(),
+        "proc_name": "fhir-ai",
+        "preload_app": False,
+        "control_socket_disable": True,  # gunicorn 25+: no shared ~/.gunicorn/gunicorn.ctl
+    }
+
+
+def run_server(factory: Callable[[], Flask], options: Mapping[str, Any]) -> None:
+    """Serve until gunicorn's master stops; SIGTERM/SIGINT end it with ``SystemExit``.
+
+    Gunicorn's SIGCHLD handler reaps *any* child; it is removed once the master stops so
+    the caller can wait for its own children (the embedded worker and broker).
+    """
+    owner = os.getpid()
+    try:
+        GunicornServer(factory, options).run()
+    finally:
+        if os.getpid() == owner:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)

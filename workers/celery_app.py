@@ -1,0 +1,96 @@
+"""The Celery application factory, configured from :class:`fhir_ai.settings.Settings`."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from celery import Celery
+from kombu.entity import Exchange, Queue
+
+from fhir_ai.errors import ConfigurationError
+from fhir_ai.settings import Settings
+
+IMAGING_QUEUE: Final = "imaging"
+NLP_QUEUE: Final = "nlp"
+DEFAULT_QUEUE: Final = "default"
+QUEUE_NAMES: Final = (IMAGING_QUEUE, NLP_QUEUE, DEFAULT_QUEUE)
+
+#: Task-name prefixes and the queue their tasks go to; anything else goes to ``default``.
+ROUTES: Final = (("workers.imaging.", IMAGING_QUEUE), ("workers.nlp.", NLP_QUEUE))
+
+#: Modules the worker imports at start-up to register its tasks.
+TASK_MODULES: Final = ("workers.system",)
+
+TASK_SOFT_TIME_LIMIT_S: Final = 540
+TASK_TIME_LIMIT_S: Final = 600
+#: Redis redelivers unacked messages after this long; must exceed the hard time limit
+#: plus the time a prefetched message may wait in the worker.
+VISIBILITY_TIMEOUT_S: Final = 3600
+RESULT_EXPIRES_S: Final = 6 * 3600
+
+
+def queue_for(task_name: str) -> str:
+    """The queue a task is routed to, by its name's prefix."""
+    for prefix, queue in ROUTES:
+        if task_name.startswith(prefix):
+            return queue
+    return DEFAULT_QUEUE
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, **_: Any) -> dict[str, str]:
+    """Celery router (``task_routes`` entry): send each task to :func:`queue_for`'s queue."""
+    queue = queue_for(name)
+    return {"queue": queue, "routing_key": queue}
+
+
+def _queue(name: str) -> Queue:
+    exchange = Exchange(name, type="direct")  # type: ignore[no-untyped-call]
+    return Queue(name, exchange, routing_key=name)  # type: ignore[no-untyped-call]
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for ``settings`` (broker URL required)."""
+    if not settings.broker_url:
+        raise ConfigurationError(
+            "FHIR_AI_BROKER_URL is not set: Celery needs a broker URL "
+            "(for example redis://127.0.0.1:6379/0)."
+        )
+    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend_url or settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": transport_options,
+        "result_backend_transport_options": dict(transport_options),
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "task_queues": tuple(_queue(name) for name in QUEUE_NAMES),
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_default_exchange": DEFAULT_QUEUE,
+        "task_default_routing_key": DEFAULT_QUEUE,
+        "task_routes": (route_task,),
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT_S,
+        "task_time_limit": TASK_TIME_LIMIT_S,
+        "worker_proc_alive_timeout": 120.0,
+        "worker_max_tasks_per_child": 200,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "result_expires": RESULT_EXPIRES_S,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for ``settings``; raises :class:`ConfigurationError` without a broker."""
+    app = Celery("fhir_ai", include=list(TASK_MODULES), set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
