@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from fhir_ai.errors import FhirAiError, InvalidRequest, NotFound
+from fhir_ai.errors import FhirAiError, InvalidRequest, NotFound, PreconditionFailed
 from fhir_ai.fhir.bundles import searchset
 from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.fhir.search.dates import format_instant
@@ -107,9 +107,22 @@ class BundleProcessor:
                 entry.resource_id = existing or new_id()
                 if existing:
                     entry.criteria = "matched"
+            elif entry.method == "PUT" and entry.criteria:
+                target = partial(self._conditional_put_target, session, entry, base_url)
+                _with_entry_context(entry.index, target)
             if entry.full_url and entry.resource_id and entry.method in ("POST", "PUT"):
                 identities[entry.full_url] = f"{entry.resource_type}/{entry.resource_id}"
         return identities
+
+    def _conditional_put_target(self, session: StoreSession, entry: Entry, base_url: str) -> None:
+        """Turn ``PUT [type]?criteria`` into a PUT of the one match, or of a new id."""
+        assert entry.resource is not None and entry.criteria is not None
+        ids = self.service.matching_ids(session, entry.resource_type, entry.criteria, base_url)
+        if len(ids) > 1:
+            raise PreconditionFailed(f"Conditional update criteria match {len(ids)} resources")
+        entry.resource_id = ids[0] if ids else entry.resource.get("id") or new_id()
+        entry.resource["id"] = entry.resource_id
+        entry.criteria = None
 
     def _resolve_references(
         self, session: StoreSession, entry: Entry, identities: dict[str, str], base_url: str

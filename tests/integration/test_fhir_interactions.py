@@ -141,3 +141,62 @@ def test_binary_raw_and_json(client: FlaskClient) -> None:
     raw = client.get(f"/fhir/Binary/{bid}", headers={"Accept": "image/png"})
     assert raw.data == b"\x89PNG fake" and raw.content_type == "image/png"
     assert client.get(f"/fhir/Binary/{bid}").json["contentType"] == "image/png"
+
+
+def test_transaction_resolves_conditional_entries_and_references(client: FlaskClient) -> None:
+    mrn = uuid.uuid4().hex
+    existing = create(client, _patient(mrn))
+    org_id = f"org-{mrn[:8]}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111",
+                "resource": {**_patient(mrn), "gender": "female"},
+                "request": {"method": "PUT", "url": f"Patient?identifier=urn:test:mrn|{mrn}"},
+            },
+            {
+                "fullUrl": "urn:uuid:22222222-2222-4222-8222-222222222222",
+                "resource": _patient(mrn + "-new"),
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier=urn:test:mrn|{mrn}-new",
+                },
+            },
+            {
+                "fullUrl": f"http://example.org/fhir/Organization/{org_id}",
+                "resource": {"resourceType": "Organization", "id": org_id, "name": "Radiology"},
+                "request": {"method": "PUT", "url": f"Organization/{org_id}"},
+            },
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
+                    "performer": [
+                        {"reference": f"http://example.org/fhir/Organization/{org_id}"},
+                        {"reference": f"Patient?identifier=urn:test:mrn|{mrn}"},
+                    ],
+                    "focus": [{"reference": "urn:uuid:22222222-2222-4222-8222-222222222222"}],
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+    response = post(client, "/fhir", bundle)
+    assert response.status_code == 200, response.json
+    statuses = [e["response"]["status"] for e in response.json["entry"]]
+    assert statuses == ["200 OK", "201 Created", "201 Created", "201 Created"]
+    new_patient_id = response.json["entry"][1]["response"]["location"].split("/")[1]
+    observation_id = response.json["entry"][3]["response"]["location"].split("/")[1]
+    observation = client.get(f"/fhir/Observation/{observation_id}").json
+    assert observation["subject"]["reference"] == f"Patient/{existing['id']}"
+    assert observation["performer"][0]["reference"] == f"Organization/{org_id}"
+    assert observation["performer"][1]["reference"] == f"Patient/{existing['id']}"
+    assert observation["focus"][0]["reference"] == f"Patient/{new_patient_id}"
+    assert client.get(f"/fhir/Patient/{existing['id']}").json["gender"] == "female"
+    again = post(client, "/fhir", {**bundle, "entry": bundle["entry"][1:2]})
+    assert again.json["entry"][0]["response"]["status"] == "200 OK"
