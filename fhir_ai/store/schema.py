@@ -62,9 +62,13 @@ def _index_table(name: str, *value_columns: Column[object], lookup: tuple[str, .
         Column("param", String(64), nullable=False),
         *value_columns,
     )
-    lookup_columns = [table.c[column] for column in ("resource_type", "param", *lookup)]
-    Index(f"ix_{name}_lookup", *lookup_columns, table.c.resource_pk)
-    Index(f"ix_{name}_resource", table.c.resource_pk)
+    # Search starts from the most selective parameter through the lookup index, then
+    # checks each candidate's other parameters through the covering per-resource index
+    # (an index-only probe; it also serves re-indexing on update and delete).
+    values = [table.c[column] for column in lookup]
+    Index(f"ix_{name}_lookup", table.c.resource_type, table.c.param, *values, table.c.resource_pk)
+    Index(f"ix_{name}_by_resource", table.c.resource_pk, table.c.param, *values,
+          table.c.resource_type)  # fmt: skip
     return table
 
 
