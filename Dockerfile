@@ -1,15 +1,12 @@
 # One Dockerfile for every service; build args choose what is installed.
 #   web / flower:    docker build .                                  (base dependencies only)
-#   imaging worker:  docker build --build-arg EXTRAS=imaging \
-#                      --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cu130 .
+#   imaging worker:  docker build --build-arg EXTRAS=imaging .   (torch's Linux wheels carry CUDA)
 #   nlp worker:      docker build --build-arg EXTRAS=nlp .
 #   flower:          docker build --build-arg EXTRA_PIP="flower>=2.0" .
 FROM python:3.11-slim
 
 ARG EXTRAS=""
 ARG EXTRA_PIP=""
-# Extra package index, e.g. the PyTorch CUDA wheel index for the imaging worker.
-ARG PIP_EXTRA_INDEX_URL=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
