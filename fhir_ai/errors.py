@@ -105,3 +105,10 @@ class ConfigurationError(FhirAiError):
 
     http_status = 500
     issue_code = "exception"
+
+
+class PrefetchUnavailable(FhirAiError):
+    """Data a CDS service requires could be neither found in prefetch nor fetched (412)."""
+
+    http_status = 412
+    issue_code = "processing"

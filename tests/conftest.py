@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from fhir_ai.app import create_app
 from fhir_ai.settings import Settings
@@ -81,3 +83,14 @@ def client(backend_app: Flask) -> FlaskClient:
 def sqlite_app(tmp_path: Path) -> Flask:
     """A fresh app on its own SQLite file."""
     return build_app(make_settings(tmp_path))
+
+
+@pytest.fixture
+def server_url(sqlite_app: Flask) -> Iterator[str]:
+    """The FHIR base URL of a fresh app served over real HTTP on a free local port."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, sqlite_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/fhir"
+    server.shutdown()
+    thread.join(timeout=5)

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fhirpy import SyncFHIRClient
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server_url(sqlite_app: Flask) -> Iterator[str]:
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, sqlite_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/fhir"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 def test_fhirpy_creates_searches_and_reads(server_url: str) -> None:
