@@ -101,3 +101,31 @@ search_strings = _index_table(
     Column("exact", String(1024), nullable=False),
     lookup=("value",),
 )
+
+cds_cards = Table(
+    "cds_card",
+    metadata,
+    Column("card_uuid", String(64), primary_key=True),
+    Column("service_id", String(128), nullable=False),
+    Column("hook_instance", String(128), nullable=False),
+    Column("model_version", String(128), nullable=True),
+    Column("created_at", DateTime(timezone=False), nullable=False),
+)
+
+cds_feedback = Table(
+    "cds_feedback",
+    metadata,
+    Column("pk", Pk, primary_key=True, autoincrement=True),
+    Column("service_id", String(128), nullable=False),
+    Column("card_uuid", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("outcome_timestamp", DateTime(timezone=False), nullable=False),
+    Column("accepted_suggestions", JSON, nullable=True),
+    Column("override_reason", JSON, nullable=True),
+    Column("model_version", String(128), nullable=True),
+    Column("received_at", DateTime(timezone=False), nullable=False),
+    UniqueConstraint(
+        "service_id", "card_uuid", "outcome", "outcome_timestamp", name="uq_cds_feedback_event"
+    ),
+    Index("ix_cds_feedback_service_outcome", "service_id", "outcome"),
+)
