@@ -6,15 +6,24 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from flask import Flask, Response, g, request
 
+from fhir_ai.cds.auth import build_authenticator
+from fhir_ai.cds.blueprint import create_cds_blueprint
+from fhir_ai.cds.prefetch import HttpFhirReader
+from fhir_ai.cds.registry import ServiceRegistry
+from fhir_ai.cds.service import CdsService
+from fhir_ai.cds.services import default_services
+from fhir_ai.cors import register_cors
 from fhir_ai.fhir.blueprint import create_fhir_blueprint, register_fhir_error_handlers
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.health import create_health_blueprint
 from fhir_ai.logging import configure_logging
 from fhir_ai.settings import Settings
+from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import create_db_engine
 from fhir_ai.store.repository import ResourceStore
 
@@ -22,8 +31,13 @@ logger = logging.getLogger("fhir_ai.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the web application: blueprints, services and request logging."""
+def create_app(
+    settings: Settings | None = None, cds_services: Sequence[CdsService] | None = None
+) -> Flask:
+    """Build the web application: blueprints, services and request logging.
+
+    ``cds_services`` replaces the product's CDS services (for tests and plugins).
+    """
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
     app = Flask("fhir_ai")
@@ -38,7 +52,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["fhir_ai.store"] = store
 
     app.register_blueprint(create_fhir_blueprint(service, store, settings), url_prefix="/fhir")
+    cds = create_cds_blueprint(
+        ServiceRegistry(cds_services if cds_services is not None else default_services()),
+        build_authenticator(settings),
+        HttpFhirReader(),
+        CdsStore(engine),
+        settings,
+    )
+    app.register_blueprint(cds, url_prefix="/cds-services")
     app.register_blueprint(create_health_blueprint(engine, settings))
+    register_cors(app, settings.cors_origins)
     register_fhir_error_handlers(app)
     _register_request_logging(app)
     return app

@@ -30,9 +30,22 @@ class Settings(BaseSettings):
     result_backend_url: str | None = Field(
         default=None, description="Celery result backend; default is the broker URL."
     )
-    base_url: str | None = Field(
+    public_base_url: str | None = Field(
         default=None,
-        description="Public base URL of the server (for absolute links); default from request.",
+        description=(
+            "Public root URL of the server (https://host[:port][/prefix]) as clients see it: "
+            "JWT audiences and absolute links are built from it; default from the request."
+        ),
+    )
+    cds_auth: Literal["required", "off"] = Field(
+        default="required", description="Check the CDS client's JWT on every CDS Hooks call."
+    )
+    cds_issuers: Path | None = Field(
+        default=None, description="JSON file of trusted CDS clients: iss -> JWKS file or jku."
+    )
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    cors_origins: tuple[str, ...] = Field(
+        default=(), description="Browser origins allowed to call the API (CORS)."
     )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Largest request body.")
     default_page_size: int = Field(default=20, ge=1)

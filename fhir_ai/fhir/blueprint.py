@@ -38,7 +38,7 @@ def create_fhir_blueprint(
     bundles = BundleProcessor(service, store)
 
     def base_url() -> str:
-        return (settings.base_url or request.host_url + "fhir").rstrip("/")
+        return (settings.public_base_url or request.host_url).rstrip("/") + "/fhir"
 
     def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         media_type = http.response_media_type(request)

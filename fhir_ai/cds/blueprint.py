@@ -1,0 +1,158 @@
+"""CDS Hooks 2.0.1 endpoints under ``/cds-services``: discovery, service calls, feedback.
+
+A route authenticates the client for its exact URL, parses into the strict models,
+resolves prefetch, calls the service's pure ``evaluate`` and serialises the cards.
+Errors are OperationOutcomes (400, 404, 412); a failed JWT is a bare 401.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import orjson
+from flask import Blueprint, Response, request
+from pydantic import ValidationError
+
+from fhir_ai.cds.auth import CdsAuthenticator
+from fhir_ai.cds.models import CdsResponse, describe_validation_error, first_error_path
+from fhir_ai.cds.prefetch import FhirReader, resolve_prefetch
+from fhir_ai.cds.registry import ServiceRegistry
+from fhir_ai.cds.requests import CdsRequest, FeedbackRequest, parse_context
+from fhir_ai.cds.service import HookCall
+from fhir_ai.errors import FhirAiError, InvalidRequest
+from fhir_ai.fhir.outcome import operation_outcome
+from fhir_ai.security.cds_jwt import AuthenticationFailed
+from fhir_ai.settings import Settings
+from fhir_ai.store.cds import CdsStore, FeedbackEvent, IssuedCard
+
+logger = logging.getLogger("fhir_ai.cds")
+M = TypeVar("M", CdsRequest, FeedbackRequest)
+JSON = "application/json"
+
+
+def create_cds_blueprint(
+    registry: ServiceRegistry,
+    authenticator: CdsAuthenticator,
+    reader: FhirReader,
+    store: CdsStore,
+    settings: Settings,
+) -> Blueprint:
+    """The ``/cds-services`` blueprint."""
+    bp = Blueprint("cds", __name__)
+
+    def endpoint_url() -> str:
+        root = (settings.public_base_url or request.host_url).rstrip("/")
+        return root + request.path
+
+    def authenticate() -> None:
+        authenticator.check(request.headers.get("Authorization"), endpoint_url())
+
+    @bp.get("")
+    @bp.get("/")
+    def discovery() -> Response:
+        authenticate()
+        return _json(registry.discovery().to_json_dict())
+
+    @bp.post("/<service_id>")
+    def call(service_id: str) -> Response:
+        authenticate()
+        service = registry.get(service_id)
+        hook_request = _parse(CdsRequest, _body())
+        if hook_request.hook not in service.hooks:
+            raise InvalidRequest(
+                f"Service '{service.id}' answers {', '.join(service.hooks)}, "
+                f"not '{hook_request.hook}'",
+                expression="hook",
+            )
+        context = parse_context(hook_request.hook, hook_request.context)
+        authorization = hook_request.fhirAuthorization
+        prefetch = resolve_prefetch(
+            service.prefetch,
+            service.required_prefetch,
+            context.model_dump(),
+            context.prefetch_tokens,
+            hook_request.prefetch,
+            str(hook_request.fhirServer) if hook_request.fhirServer else None,
+            authorization.bearer_token() if authorization else None,
+            reader,
+        )
+        call = HookCall(
+            service.id,
+            hook_request.hook,
+            hook_request.hookInstance,
+            context,
+            prefetch,
+            str(hook_request.fhirServer) if hook_request.fhirServer else None,
+        )
+        response = CdsResponse(cards=service.evaluate(call))
+        store.record_cards(
+            IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
+            for card in response.cards
+        )
+        logger.info(
+            "hook call",
+            extra={
+                "service": service.id,
+                "hook": hook_request.hook,
+                "hook_instance": hook_request.hookInstance,
+                "cards": [card.uuid for card in response.cards],
+            },
+        )
+        return _json(response.to_json_dict())
+
+    @bp.post("/<service_id>/feedback")
+    def feedback(service_id: str) -> Response:
+        authenticate()
+        service = registry.get(service_id)
+        items = _parse(FeedbackRequest, _body()).feedback
+        new = store.record_feedback(
+            service.id,
+            (
+                FeedbackEvent(
+                    item.card,
+                    item.outcome.value,
+                    item.outcomeTimestamp,
+                    item.accepted_suggestion_ids,
+                    item.overrideReason.to_json_dict() if item.overrideReason else None,
+                )
+                for item in items
+            ),
+        )
+        logger.info("feedback", extra={"service": service.id, "items": len(items), "new": new})
+        return _json({})
+
+    @bp.errorhandler(AuthenticationFailed)
+    def unauthenticated(_error: AuthenticationFailed) -> Response:
+        return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @bp.errorhandler(FhirAiError)
+    def error(error: FhirAiError) -> Response:
+        outcome = operation_outcome(error.issue_code, error.message, expression=error.expression)
+        return _json(outcome, error.http_status)
+
+    return bp
+
+
+def _body() -> Any:
+    if request.mimetype != JSON:
+        raise InvalidRequest("CDS Hooks calls take Content-Type application/json")
+    try:
+        return orjson.loads(request.get_data())
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The body is not valid JSON") from None
+
+
+def _parse(model: type[M], body: Any) -> M:
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise InvalidRequest(
+            describe_validation_error(error), expression=first_error_path(error)
+        ) from None
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype=JSON)

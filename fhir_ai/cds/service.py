@@ -1,0 +1,44 @@
+"""What a CDS service is: a descriptor as data and a pure ``evaluate``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fhir_ai.cds.models import Card
+from fhir_ai.cds.requests import HookContext
+
+
+@dataclass(frozen=True, slots=True)
+class HookCall:
+    """Everything a service may look at: resolved before it runs, so it does no I/O."""
+
+    service_id: str
+    hook: str
+    hook_instance: str
+    context: HookContext
+    prefetch: Mapping[str, Any]
+    fhir_server: str | None
+
+
+class CdsService(Protocol):
+    """A CDS service: its discovery data and a pure evaluation.
+
+    ``hooks`` lists every hook it answers (one discovery entry each, same ``id``).
+    ``required_prefetch`` names the prefetch keys without which it cannot answer (412).
+    ``version`` names the rules or model behind its cards (stored with each card).
+    """
+
+    id: str
+    hooks: tuple[str, ...]
+    title: str
+    description: str
+    prefetch: Mapping[str, str]
+    required_prefetch: frozenset[str]
+    usage_requirements: str | None
+    version: str
+
+    def evaluate(self, call: HookCall) -> list[Card]:
+        """The cards for this call (an empty list means no guidance)."""
+        ...
