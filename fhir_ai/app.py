@@ -16,12 +16,14 @@ from fhir_ai.cds.prefetch import HttpFhirReader
 from fhir_ai.cds.registry import ServiceRegistry
 from fhir_ai.cds.service import CdsService
 from fhir_ai.cds.services import default_services
+from fhir_ai.cds.services.results import StoreResultsReader
 from fhir_ai.cors import register_cors
 from fhir_ai.fhir.blueprint import create_fhir_blueprint, register_fhir_error_handlers
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.health import create_health_blueprint
 from fhir_ai.logging import configure_logging
+from fhir_ai.metrics import create_metrics, register_metrics
 from fhir_ai.settings import Settings
 from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import create_db_engine
@@ -53,7 +55,11 @@ def create_app(
 
     app.register_blueprint(create_fhir_blueprint(service, store, settings), url_prefix="/fhir")
     cds = create_cds_blueprint(
-        ServiceRegistry(cds_services if cds_services is not None else default_services()),
+        ServiceRegistry(
+            cds_services
+            if cds_services is not None
+            else default_services(StoreResultsReader(store, service), settings)
+        ),
         build_authenticator(settings),
         HttpFhirReader(),
         CdsStore(engine),
@@ -61,6 +67,7 @@ def create_app(
     )
     app.register_blueprint(cds, url_prefix="/cds-services")
     app.register_blueprint(create_health_blueprint(engine, settings))
+    register_metrics(app, create_metrics(engine))  # also app.extensions["fhir_ai.metrics"]
     register_cors(app, settings.cors_origins)
     register_fhir_error_handlers(app)
     _register_request_logging(app)

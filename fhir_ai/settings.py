@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     cds_issuers: Path | None = Field(
         default=None, description="JSON file of trusted CDS clients: iss -> JWKS file or jku."
     )
+    cds_result_window_days: int = Field(
+        default=30, ge=1, description="How far back CDS cards look for AI results."
+    )
     jwt_leeway_s: int = Field(default=30, ge=0, le=300)
     cors_origins: tuple[str, ...] = Field(
         default=(), description="Browser origins allowed to call the API (CORS)."

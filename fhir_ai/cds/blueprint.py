@@ -41,9 +41,11 @@ def create_cds_blueprint(
     """The ``/cds-services`` blueprint."""
     bp = Blueprint("cds", __name__)
 
+    def root_url() -> str:
+        return (settings.public_base_url or request.host_url).rstrip("/")
+
     def endpoint_url() -> str:
-        root = (settings.public_base_url or request.host_url).rstrip("/")
-        return root + request.path
+        return root_url() + request.path
 
     def authenticate() -> None:
         authenticator.check(request.headers.get("Authorization"), endpoint_url())
@@ -84,6 +86,7 @@ def create_cds_blueprint(
             context,
             prefetch,
             str(hook_request.fhirServer) if hook_request.fhirServer else None,
+            root_url(),
         )
         response = CdsResponse(cards=service.evaluate(call))
         store.record_cards(

@@ -20,6 +20,7 @@ class HookCall:
     context: HookContext
     prefetch: Mapping[str, Any]
     fhir_server: str | None
+    base_url: str
 
 
 class CdsService(Protocol):

@@ -102,3 +102,21 @@ class CdsStore:
                 .group_by(cds_feedback.c.outcome)
             ).all()
         return {outcome: int(count) for outcome, count in rows}
+
+    def feedback_counts(self) -> dict[tuple[str, str], int]:
+        """Feedback counts for every service, keyed by ``(service_id, outcome)``."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(cds_feedback.c.service_id, cds_feedback.c.outcome, func.count()).group_by(
+                    cds_feedback.c.service_id, cds_feedback.c.outcome
+                )
+            ).all()
+        return {(service_id, outcome): int(count) for service_id, outcome, count in rows}
+
+    def card_counts(self) -> dict[str, int]:
+        """Issued-card counts per service."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(cds_cards.c.service_id, func.count()).group_by(cds_cards.c.service_id)
+            ).all()
+        return {service_id: int(count) for service_id, count in rows}

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fhir_ai.cds.service import CdsService
+from fhir_ai.cds.services.imaging_findings import ImagingFindingsService
+from fhir_ai.cds.services.imaging_order_advisor import ImagingOrderAdvisor
+from fhir_ai.cds.services.results import AiResultsReader
+from fhir_ai.settings import Settings
 
 
-def default_services() -> list[CdsService]:
-    """The services registered when the app is built without an explicit list.
-
-    None ship yet: the imaging and note services come with the imaging and NLP results
-    they render (see the CDS Hooks issue). Discovery answers ``{"services": []}``.
-    """
-    return []
+def default_services(reader: AiResultsReader, settings: Settings) -> list[CdsService]:
+    """The services registered when the app is built without an explicit list."""
+    window = timedelta(days=settings.cds_result_window_days)
+    return [
+        ImagingFindingsService(reader, window),
+        ImagingOrderAdvisor(reader, window),
+    ]

@@ -1,0 +1,52 @@
+"""``imaging-ai-findings``: the patient's recent AI imaging results, on patient-view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from fhir_ai.cds.models import Card
+from fhir_ai.cds.service import HookCall
+from fhir_ai.cds.services.results import AiResultsReader
+from fhir_ai.recommend.imaging_cards import pending_card, problem_list_codes, report_card
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class ImagingFindingsService:
+    """One card per recent AI imaging report, plus one while analyses are running."""
+
+    reader: AiResultsReader
+    window: timedelta
+    clock: Callable[[], datetime] = _utc_now
+    id: str = "imaging-ai-findings"
+    hooks: tuple[str, ...] = ("patient-view", "encounter-start")
+    title: str = "AI imaging findings"
+    description: str = (
+        "Shows the patient's recent AI analyses of imaging studies (chest X-ray pneumonia, "
+        "breast ultrasound), with the model and its limitations, and offers positive findings "
+        "that are not on the problem list as provisional problems."
+    )
+    prefetch: Mapping[str, str] = field(
+        default_factory=lambda: {"conditions": "Condition?patient={{context.patientId}}"}
+    )
+    required_prefetch: frozenset[str] = frozenset()
+    usage_requirements: str | None = (
+        "Imaging studies must have been sent to this server (DICOMweb STOW-RS) for analysis."
+    )
+    version: str = "imaging-ai-findings/1"
+
+    def evaluate(self, call: HookCall) -> list[Card]:
+        """Cards for the reports of the last ``window``, newest first."""
+        patient = call.context.patientId
+        problems = problem_list_codes(call.prefetch.get("conditions"))
+        reports = self.reader.recent_imaging_reports(patient, self.clock() - self.window)
+        cards = [report_card(r, patient, call.base_url, problems) for r in reports if r.findings]
+        running = self.reader.running_imaging_analyses(patient)
+        if running:
+            cards.append(pending_card(running))
+        return cards

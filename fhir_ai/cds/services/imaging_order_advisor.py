@@ -1,0 +1,72 @@
+"""``imaging-order-advisor``: warns of duplicate imaging when an imaging order is drafted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fhir_ai.cds.models import Card
+from fhir_ai.cds.service import HookCall
+from fhir_ai.cds.services.results import AiResultsReader
+from fhir_ai.recommend.imaging_cards import duplicate_imaging_card
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class ImagingOrderAdvisor:
+    """An info card when a drafted imaging order matches a recent AI-analysed study.
+
+    A draft ServiceRequest matches a report when its ``code`` shares a coding with the
+    report's ``code`` (the imaging procedure), within ``window``.
+    """
+
+    reader: AiResultsReader
+    window: timedelta
+    clock: Callable[[], datetime] = _utc_now
+    id: str = "imaging-order-advisor"
+    hooks: tuple[str, ...] = ("order-select", "order-sign")
+    title: str = "Duplicate imaging advisor"
+    description: str = (
+        "When an imaging order is drafted, tells whether the patient already has a recent "
+        "study of the same kind analysed by AI, with that result, to avoid duplicate imaging."
+    )
+    prefetch: Mapping[str, str] = field(default_factory=dict)
+    required_prefetch: frozenset[str] = frozenset()
+    usage_requirements: str | None = None
+    version: str = "imaging-order-advisor/1"
+
+    def evaluate(self, call: HookCall) -> list[Card]:
+        """At most one card per drafted imaging order."""
+        orders = list(_draft_service_requests(call))
+        if not orders:
+            return []
+        reports = self.reader.recent_imaging_reports(
+            call.context.patientId, self.clock() - self.window
+        )
+        cards = []
+        for order in orders:
+            codings = {
+                (c.get("system"), c.get("code")) for c in order.get("code", {}).get("coding", [])
+            }
+            prior = next((r for r in reports if r.codings & codings), None)
+            if prior is not None:
+                title = order.get("code", {}).get("text") or prior.title
+                cards.append(duplicate_imaging_card(title, prior, call.base_url))
+        return cards
+
+
+def _draft_service_requests(call: HookCall) -> Iterator[dict[str, Any]]:
+    bundle = getattr(call.context, "draftOrders", None) or {}
+    selections = set(getattr(call.context, "selections", None) or [])
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") != "ServiceRequest" or resource.get("status") != "draft":
+            continue
+        if selections and f"ServiceRequest/{resource.get('id')}" not in selections:
+            continue
+        yield resource

@@ -1,0 +1,64 @@
+"""Port and store adapter: the AI results CDS services render (they never wait for AI work)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS, AiImagingReport, read_report
+from fhir_ai.fhir.service import FhirService
+from fhir_ai.store.repository import ResourceStore
+
+MAX_REPORTS = 50
+
+
+class AiResultsReader(Protocol):
+    """Read-only access to stored AI results of a patient."""
+
+    def recent_imaging_reports(self, patient_id: str, since: datetime) -> list[AiImagingReport]:
+        """AI imaging reports whose study is at or after ``since``, newest first."""
+        ...
+
+    def running_imaging_analyses(self, patient_id: str) -> int:
+        """How many imaging analyses of the patient are requested or in progress."""
+        ...
+
+
+class StoreResultsReader:
+    """:class:`AiResultsReader` over this server's FHIR store (indexed searches)."""
+
+    def __init__(self, store: ResourceStore, service: FhirService) -> None:
+        self.store = store
+        self.service = service
+
+    def recent_imaging_reports(self, patient_id: str, since: datetime) -> list[AiImagingReport]:
+        """Search ``DiagnosticReport?patient&_security=AIAST&date=ge`` with results included."""
+        params = [
+            ("patient", f"Patient/{patient_id}"),
+            ("_security", "|".join(AI_ASSERTED)),
+            ("date", "ge" + since.strftime("%Y-%m-%dT%H:%M:%SZ")),
+            ("_include", "DiagnosticReport:result"),
+            ("_sort", "-date"),
+            ("_count", str(MAX_REPORTS)),
+        ]
+        query = self.service.parse_search("DiagnosticReport", params, strict=True)
+        with self.store.session() as session:
+            result = session.search(query, "")
+        observations = {
+            f"Observation/{r.id}": r.content
+            for r in result.included
+            if r.resource_type == "Observation" and r.content is not None
+        }
+        return [read_report(m.content, observations) for m in result.matches if m.content]
+
+    def running_imaging_analyses(self, patient_id: str) -> int:
+        """Count the patient's imaging-analysis Tasks that have not ended."""
+        params = [
+            ("patient", f"Patient/{patient_id}"),
+            ("code", "|".join(IMAGING_ANALYSIS)),
+            ("status", "requested,accepted,in-progress"),
+            ("_summary", "count"),
+        ]
+        query = self.service.parse_search("Task", params, strict=True)
+        with self.store.session() as session:
+            return session.search(query, "").total or 0

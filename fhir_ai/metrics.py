@@ -1,0 +1,177 @@
+"""Prometheus metrics: request latency per route and CDS Hooks feedback from the database.
+
+``GET /metrics`` answers in the Prometheus text format. It is deliberately **not** behind
+the CDS or FHIR authentication, so that Prometheus can scrape it from the internal
+network; it must therefore **never be exposed publicly** (block ``/metrics`` at the
+ingress or reverse proxy and let only the monitoring network reach it).
+
+The output carries **no PHI**: requests are labelled by HTTP method, the Flask route
+*template* (``/fhir/<resource_type>/<resource_id>``, never the raw path, whose ids and
+query string may identify a patient) and status code; the CDS metrics are labelled only
+by service id (from the product's service registry) and feedback outcome.
+
+Metrics:
+
+* ``fhir_ai_http_request_duration_seconds{method, route, status}`` -- histogram, 5 ms to
+  5 s. It lives in the memory of the process that served the request: under gunicorn
+  with several workers each scrape sees only the worker that answered it. Operators who
+  need whole-server request metrics can run prometheus_client's multiprocess mode
+  (``PROMETHEUS_MULTIPROC_DIR``); it is not set up here.
+* ``fhir_ai_cds_feedback_total{service, outcome}`` -- feedback items received (counter).
+* ``fhir_ai_cds_cards_total{service}`` -- cards issued (counter).
+* ``fhir_ai_cds_feedback_accept_ratio{service}`` -- accepted / (accepted + overridden),
+  only for services with such feedback (gauge).
+
+The CDS metrics are read from the database at scrape time, so they are the same whichever
+worker process answers. When the database cannot be read they are left out of the scrape
+(and a warning is logged) rather than failing it.
+
+There is no module-level state: :func:`create_metrics` builds a fresh
+:class:`~prometheus_client.CollectorRegistry` per application.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from fhir_ai.store.cds import CdsStore
+
+logger = logging.getLogger("fhir_ai.metrics")
+
+EXTENSION_KEY = "fhir_ai.metrics"
+UNMATCHED_ROUTE = "unmatched"
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_STARTED = "_metrics_started"
+
+
+class CdsCollector(Collector):
+    """CDS Hooks card and feedback counts, queried from the database on every scrape."""
+
+    def __init__(self, store: CdsStore) -> None:
+        self.store = store
+
+    def describe(self) -> Iterable[Metric]:
+        """The metric families (without samples), so registration touches no database."""
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        """Current counts; nothing (and a logged warning) when the database fails."""
+        try:
+            feedback = self.store.feedback_counts()
+            cards = self.store.card_counts()
+        except SQLAlchemyError as error:
+            # The error type only: messages can carry connection URLs.
+            logger.warning(
+                "CDS metrics unavailable: database error",
+                extra={"error": type(error).__name__},
+            )
+            return []
+        return self._families(feedback, cards)
+
+    @staticmethod
+    def _families(
+        feedback: dict[tuple[str, str], int] | None = None, cards: dict[str, int] | None = None
+    ) -> list[Metric]:
+        feedback_total = CounterMetricFamily(
+            "fhir_ai_cds_feedback_total",
+            "CDS Hooks feedback items received, by service and outcome.",
+            labels=("service", "outcome"),
+        )
+        cards_total = CounterMetricFamily(
+            "fhir_ai_cds_cards_total", "CDS Hooks cards issued, by service.", labels=("service",)
+        )
+        accept_ratio = GaugeMetricFamily(
+            "fhir_ai_cds_feedback_accept_ratio",
+            "Accepted / (accepted + overridden) CDS Hooks feedback, by service.",
+            labels=("service",),
+        )
+        outcomes: dict[str, dict[str, int]] = {}
+        for (service, outcome), count in sorted((feedback or {}).items()):
+            feedback_total.add_metric((service, outcome), count)
+            outcomes.setdefault(service, {})[outcome] = count
+        for service, count in sorted((cards or {}).items()):
+            cards_total.add_metric((service,), count)
+        for service, counts in outcomes.items():
+            accepted = counts.get("accepted", 0)
+            decided = accepted + counts.get("overridden", 0)
+            if decided:
+                accept_ratio.add_metric((service,), accepted / decided)
+        return [feedback_total, cards_total, accept_ratio]
+
+
+class AppMetrics:
+    """One application's metrics registry and the metric objects in it."""
+
+    def __init__(self, registry: CollectorRegistry, request_duration: Histogram) -> None:
+        self.registry = registry
+        self.request_duration = request_duration
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Record one answered request."""
+        method = method if method in _KNOWN_METHODS else "other"
+        self.request_duration.labels(method=method, route=route, status=str(status)).observe(
+            seconds
+        )
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def create_metrics(engine: Engine) -> AppMetrics:
+    """A fresh registry with the request histogram and the CDS database collector."""
+    registry = CollectorRegistry()
+    request_duration = Histogram(
+        "fhir_ai_http_request_duration_seconds",
+        "HTTP request duration, by method, route template and status (this process only).",
+        labelnames=("method", "route", "status"),
+        buckets=REQUEST_BUCKETS,
+        registry=registry,
+    )
+    registry.register(CdsCollector(CdsStore(engine)))
+    return AppMetrics(registry, request_duration)
+
+
+def create_metrics_blueprint(metrics: AppMetrics) -> Blueprint:
+    """``GET /metrics`` (unauthenticated: internal network only, see the module docs)."""
+    blueprint = Blueprint("metrics", __name__)
+
+    @blueprint.get("/metrics")
+    def scrape() -> Response:
+        return Response(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+
+    return blueprint
+
+
+def register_metrics(app: Flask, metrics: AppMetrics) -> None:
+    """Time every request, and serve ``/metrics`` from ``metrics``."""
+    app.extensions[EXTENSION_KEY] = metrics
+
+    @app.before_request
+    def start_metrics_timer() -> None:
+        setattr(g, _STARTED, time.perf_counter())
+
+    @app.after_request
+    def observe_request(response: Response) -> Response:
+        started: float | None = g.get(_STARTED)
+        if started is not None:  # None when an earlier before_request answered first
+            rule = request.url_rule
+            metrics.observe_request(
+                request.method,
+                rule.rule if rule is not None else UNMATCHED_ROUTE,
+                response.status_code,
+                time.perf_counter() - started,
+            )
+        return response
+
+    app.register_blueprint(create_metrics_blueprint(metrics))

@@ -1,0 +1,1 @@
+"""Decision logic and card rendering: stored findings in, CDS Hooks cards out."""

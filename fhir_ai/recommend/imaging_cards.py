@@ -1,0 +1,167 @@
+"""Cards for AI imaging results: one per report, a pending card, duplicate-imaging advice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fhir_ai.cds.models import (
+    Action,
+    ActionType,
+    Card,
+    Indicator,
+    Link,
+    LinkType,
+    SelectionBehavior,
+    Source,
+    Suggestion,
+)
+from fhir_ai.fhir.ai_results import AiFinding, AiImagingReport
+
+SOURCE = Source(label="fhir-ai imaging AI")
+SUMMARY_MAX = 139
+_RESULT_WORD = {"POS": "positive", "NEG": "negative", "IND": "indeterminate"}
+_CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+_CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+_VERIFICATION_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+def report_card(
+    report: AiImagingReport,
+    patient_id: str,
+    base_url: str,
+    problem_codes: frozenset[tuple[str, str]] | None,
+) -> Card:
+    """The card of one AI report; positive findings missing from the problem list are
+    offered as provisional Conditions (only when the problem list is known)."""
+    positive = report.positive
+    report_url = f"{base_url}/fhir/DiagnosticReport/{report.id}"
+    suggestions = [
+        _provisional_condition(finding, patient_id, report_url)
+        for finding in positive
+        if problem_codes is not None and (finding.system, finding.code) not in problem_codes
+    ]
+    return Card(
+        summary=_summary(report),
+        indicator=Indicator.WARNING if positive else Indicator.INFO,
+        detail=_detail(report),
+        source=SOURCE,
+        links=[Link(label="Open the AI report", url=report_url, type=LinkType.ABSOLUTE)],
+        suggestions=suggestions,
+        selectionBehavior=SelectionBehavior.ANY if suggestions else None,
+    )
+
+
+def pending_card(running: int) -> Card:
+    """An info card: analyses of this patient are still running."""
+    studies = "study is" if running == 1 else "studies are"
+    return Card(
+        summary=f"AI analysis of {running} imaging {studies} still running",
+        indicator=Indicator.INFO,
+        detail="Results appear here when the analysis finishes; nothing is needed from you.",
+        source=SOURCE,
+    )
+
+
+def duplicate_imaging_card(order_title: str, prior: AiImagingReport, base_url: str) -> Card:
+    """An info card: the patient already has a recent, AI-analysed study of this kind."""
+    when = prior.effective.date().isoformat() if prior.effective else "recently"
+    return Card(
+        summary=_cut(f"Similar imaging on {when} ({prior.title}) already has an AI result"),
+        indicator=Indicator.INFO,
+        detail=f"The draft order *{order_title}* resembles a study of {when}.\n\n" + _detail(prior),
+        source=SOURCE,
+        links=[
+            Link(
+                label="Open the prior AI report",
+                url=f"{base_url}/fhir/DiagnosticReport/{prior.id}",
+                type=LinkType.ABSOLUTE,
+            )
+        ],
+    )
+
+
+def _summary(report: AiImagingReport) -> str:
+    when = report.effective.date().isoformat() if report.effective else "undated study"
+    if report.positive:
+        found = ", ".join(f"{f.display} likely{_percent(f)}" for f in report.positive)
+        return _cut(f"AI: {found} on {report.title} of {when}")
+    return _cut(f"AI: no positive finding on {report.title} of {when}")
+
+
+def _detail(report: AiImagingReport) -> str:
+    rows = "\n".join(
+        f"| {f.display} | {_percent(f).strip(' ()') or 'n/a'} | "
+        f"{_RESULT_WORD.get(f.interpretation, f.interpretation)} |"
+        for f in report.findings
+    )
+    models = ", ".join(sorted({f.model for f in report.findings})) or "fhir-ai model"
+    limitations = " ".join(sorted({f.limitations for f in report.findings if f.limitations}))
+    parts = [
+        f"**AI analysis, not yet reviewed by a radiologist** (report status: {report.status}).",
+        "| Finding | Probability | Result |\n|---|---|---|\n" + rows if rows else "",
+        f"Model: {models}.",
+        f"Limitations: {limitations}" if limitations else "",
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _provisional_condition(finding: AiFinding, patient_id: str, report_url: str) -> Suggestion:
+    condition = {
+        "resourceType": "Condition",
+        "clinicalStatus": _concept(_CLINICAL_STATUS, "active"),
+        "verificationStatus": _concept(_VERIFICATION_STATUS, "provisional"),
+        "category": [_concept(_CONDITION_CATEGORY, "problem-list-item")],
+        "code": {
+            "coding": [
+                {"system": finding.system, "code": finding.code, "display": finding.display}
+            ],
+            "text": finding.display,
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "evidence": [{"detail": [{"reference": report_url}]}],
+    }
+    return Suggestion(
+        label=_cut(f"Add provisional problem: {finding.display}"),
+        actions=[
+            Action(
+                type=ActionType.CREATE,
+                description=f"Add {finding.display} to the problem list as provisional (AI)",
+                resource=condition,
+            )
+        ],
+    )
+
+
+def problem_list_codes(conditions: object) -> frozenset[tuple[str, str]] | None:
+    """Codings of the patient's Conditions from a prefetched searchset (None if unknown)."""
+    if not isinstance(conditions, dict) or conditions.get("resourceType") != "Bundle":
+        return None
+    codes: set[tuple[str, str]] = set()
+    for entry in conditions.get("entry", []):
+        resource = entry.get("resource", {}) if isinstance(entry, dict) else {}
+        if resource.get("resourceType") != "Condition" or _refuted(resource):
+            continue
+        codes.update(_codings(resource.get("code", {}).get("coding", [])))
+    return frozenset(codes)
+
+
+def _refuted(condition: dict[str, object]) -> bool:
+    status = condition.get("verificationStatus")
+    codings = status.get("coding", []) if isinstance(status, dict) else []
+    return any(c.get("code") in ("refuted", "entered-in-error") for c in codings)
+
+
+def _codings(codings: Iterable[dict[str, str]]) -> set[tuple[str, str]]:
+    return {(c["system"], c["code"]) for c in codings if "system" in c and "code" in c}
+
+
+def _concept(system: str, code: str) -> dict[str, object]:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def _percent(finding: AiFinding) -> str:
+    return f" ({finding.probability:.0%})" if finding.probability is not None else ""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
