@@ -18,10 +18,12 @@ def _utc_now() -> datetime:
 
 @dataclass
 class ImagingFindingsService:
-    """One card per recent AI imaging report, plus one while analyses are running."""
+    """One card per recent AI imaging report (the newest ``max_cards``, against alert
+    fatigue), plus one while analyses are running."""
 
     reader: AiResultsReader
     window: timedelta
+    max_cards: int = 5
     clock: Callable[[], datetime] = _utc_now
     id: str = "imaging-ai-findings"
     hooks: tuple[str, ...] = ("patient-view", "encounter-start")
@@ -44,7 +46,8 @@ class ImagingFindingsService:
         """Cards for the reports of the last ``window``, newest first."""
         patient = call.context.patientId
         problems = problem_list_codes(call.prefetch.get("conditions"))
-        reports = self.reader.recent_imaging_reports(patient, self.clock() - self.window)
+        since = self.clock() - self.window
+        reports = self.reader.recent_imaging_reports(patient, since, self.max_cards)
         cards = [report_card(r, patient, call.base_url, problems) for r in reports if r.findings]
         running = self.reader.running_imaging_analyses(patient)
         if running:

@@ -12,6 +12,8 @@ from fhir_ai.cds.service import HookCall
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.imaging_cards import duplicate_imaging_card
 
+MAX_PRIOR_STUDIES = 50
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -46,7 +48,7 @@ class ImagingOrderAdvisor:
         if not orders:
             return []
         reports = self.reader.recent_imaging_reports(
-            call.context.patientId, self.clock() - self.window
+            call.context.patientId, self.clock() - self.window, MAX_PRIOR_STUDIES
         )
         cards = []
         for order in orders:

@@ -9,14 +9,14 @@ from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS, AiImagingRepo
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.store.repository import ResourceStore
 
-MAX_REPORTS = 50
-
 
 class AiResultsReader(Protocol):
     """Read-only access to stored AI results of a patient."""
 
-    def recent_imaging_reports(self, patient_id: str, since: datetime) -> list[AiImagingReport]:
-        """AI imaging reports whose study is at or after ``since``, newest first."""
+    def recent_imaging_reports(
+        self, patient_id: str, since: datetime, limit: int
+    ) -> list[AiImagingReport]:
+        """Up to ``limit`` AI imaging reports of studies at or after ``since``, newest first."""
         ...
 
     def running_imaging_analyses(self, patient_id: str) -> int:
@@ -31,7 +31,9 @@ class StoreResultsReader:
         self.store = store
         self.service = service
 
-    def recent_imaging_reports(self, patient_id: str, since: datetime) -> list[AiImagingReport]:
+    def recent_imaging_reports(
+        self, patient_id: str, since: datetime, limit: int
+    ) -> list[AiImagingReport]:
         """Search ``DiagnosticReport?patient&_security=AIAST&date=ge`` with results included."""
         params = [
             ("patient", f"Patient/{patient_id}"),
@@ -39,7 +41,7 @@ class StoreResultsReader:
             ("date", "ge" + since.strftime("%Y-%m-%dT%H:%M:%SZ")),
             ("_include", "DiagnosticReport:result"),
             ("_sort", "-date"),
-            ("_count", str(MAX_REPORTS)),
+            ("_count", str(limit)),
         ]
         query = self.service.parse_search("DiagnosticReport", params, strict=True)
         with self.store.session() as session:
