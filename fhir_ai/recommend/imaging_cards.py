@@ -16,6 +16,7 @@ from fhir_ai.cds.models import (
     Suggestion,
 )
 from fhir_ai.fhir.ai_results import AiFinding, AiImagingReport
+from fhir_ai.recommend.markdown import escape
 
 SOURCE = Source(label="fhir-ai imaging AI")
 SUMMARY_MAX = 139
@@ -68,7 +69,8 @@ def duplicate_imaging_card(order_title: str, prior: AiImagingReport, base_url: s
     return Card(
         summary=_cut(f"Similar imaging on {when} ({prior.title}) already has an AI result"),
         indicator=Indicator.INFO,
-        detail=f"The draft order *{order_title}* resembles a study of {when}.\n\n" + _detail(prior),
+        detail=f"The draft order *{escape(order_title)}* resembles a study of {when}.\n\n"
+        + _detail(prior),
         source=SOURCE,
         links=[
             Link(
@@ -90,14 +92,17 @@ def _summary(report: AiImagingReport) -> str:
 
 def _detail(report: AiImagingReport) -> str:
     rows = "\n".join(
-        f"| {f.display} | {_percent(f).strip(' ()') or 'n/a'} | "
+        f"| {escape(f.display)} | {_percent(f).strip(' ()') or 'n/a'} | "
         f"{_RESULT_WORD.get(f.interpretation, f.interpretation)} |"
         for f in report.findings
     )
-    models = ", ".join(sorted({f.model for f in report.findings})) or "fhir-ai model"
-    limitations = " ".join(sorted({f.limitations for f in report.findings if f.limitations}))
+    models = ", ".join(sorted({escape(f.model) for f in report.findings})) or "fhir-ai model"
+    limitations = " ".join(
+        sorted({escape(f.limitations) for f in report.findings if f.limitations})
+    )
     parts = [
-        f"**AI analysis, not yet reviewed by a radiologist** (report status: {report.status}).",
+        "**AI analysis, not yet reviewed by a radiologist** "
+        f"(report status: {escape(report.status)}).",
         "| Finding | Probability | Result |\n|---|---|---|\n" + rows if rows else "",
         f"Model: {models}.",
         f"Limitations: {limitations}" if limitations else "",
@@ -108,9 +113,9 @@ def _detail(report: AiImagingReport) -> str:
 def _provisional_condition(finding: AiFinding, patient_id: str, report_url: str) -> Suggestion:
     condition = {
         "resourceType": "Condition",
-        "clinicalStatus": _concept(_CLINICAL_STATUS, "active"),
-        "verificationStatus": _concept(_VERIFICATION_STATUS, "provisional"),
-        "category": [_concept(_CONDITION_CATEGORY, "problem-list-item")],
+        "clinicalStatus": concept(_CLINICAL_STATUS, "active"),
+        "verificationStatus": concept(_VERIFICATION_STATUS, "provisional"),
+        "category": [concept(_CONDITION_CATEGORY, "problem-list-item")],
         "code": {
             "coding": [
                 {"system": finding.system, "code": finding.code, "display": finding.display}
@@ -155,7 +160,8 @@ def _codings(codings: Iterable[dict[str, str]]) -> set[tuple[str, str]]:
     return {(c["system"], c["code"]) for c in codings if "system" in c and "code" in c}
 
 
-def _concept(system: str, code: str) -> dict[str, object]:
+def concept(system: str, code: str) -> dict[str, object]:
+    """A CodeableConcept with one coding."""
     return {"coding": [{"system": system, "code": code}]}
 
 

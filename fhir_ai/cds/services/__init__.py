@@ -7,6 +7,7 @@ from datetime import timedelta
 from fhir_ai.cds.service import CdsService
 from fhir_ai.cds.services.imaging_findings import ImagingFindingsService
 from fhir_ai.cds.services.imaging_order_advisor import ImagingOrderAdvisor
+from fhir_ai.cds.services.note_findings import NoteFindingsService
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.settings import Settings
 
@@ -17,4 +18,5 @@ def default_services(reader: AiResultsReader, settings: Settings) -> list[CdsSer
     return [
         ImagingFindingsService(reader, window),
         ImagingOrderAdvisor(reader, window),
+        NoteFindingsService(reader, window),
     ]

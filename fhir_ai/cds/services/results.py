@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS, AiImagingReport, read_report
+from fhir_ai.fhir.nlp_results import NLP_FINDING, NoteFinding, read_finding
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.store.repository import ResourceStore
 
@@ -21,6 +22,12 @@ class AiResultsReader(Protocol):
 
     def running_imaging_analyses(self, patient_id: str) -> int:
         """How many imaging analyses of the patient are requested or in progress."""
+        ...
+
+    def recent_note_findings(
+        self, patient_id: str, since: datetime, limit: int
+    ) -> list[NoteFinding]:
+        """Up to ``limit`` concept mentions from notes dated at or after ``since``."""
         ...
 
 
@@ -64,3 +71,20 @@ class StoreResultsReader:
         query = self.service.parse_search("Task", params, strict=True)
         with self.store.session() as session:
             return session.search(query, "").total or 0
+
+    def recent_note_findings(
+        self, patient_id: str, since: datetime, limit: int
+    ) -> list[NoteFinding]:
+        """Search ``Observation?patient&category=nlp-finding&date=ge``, newest first."""
+        params = [
+            ("patient", f"Patient/{patient_id}"),
+            ("category", "|".join(NLP_FINDING)),
+            ("_security", "|".join(AI_ASSERTED)),
+            ("date", "ge" + since.strftime("%Y-%m-%dT%H:%M:%SZ")),
+            ("_sort", "-date"),
+            ("_count", str(limit)),
+        ]
+        query = self.service.parse_search("Observation", params, strict=True)
+        with self.store.session() as session:
+            result = session.search(query, "")
+        return [read_finding(m.content) for m in result.matches if m.content]
