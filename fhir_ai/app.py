@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from flask import Flask, Response, g, request
 
+from fhir_ai.audit import register_audit
 from fhir_ai.cds.auth import build_authenticator
 from fhir_ai.cds.blueprint import create_cds_blueprint
 from fhir_ai.cds.prefetch import HttpFhirReader
@@ -69,6 +70,8 @@ def create_app(
     app.register_blueprint(create_health_blueprint(engine, settings))
     register_metrics(app, create_metrics(engine))  # also app.extensions["fhir_ai.metrics"]
     register_cors(app, settings.cors_origins)
+    if settings.audit:
+        register_audit(app, store)
     register_fhir_error_handlers(app)
     _register_request_logging(app)
     return app

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     cds_result_window_days: int = Field(
         default=30, ge=1, description="How far back CDS cards look for AI results."
     )
+    audit: bool = Field(
+        default=True, description="Record every FHIR access and hook call as an AuditEvent."
+    )
     jwt_leeway_s: int = Field(default=30, ge=0, le=300)
     cors_origins: tuple[str, ...] = Field(
         default=(), description="Browser origins allowed to call the API (CORS)."

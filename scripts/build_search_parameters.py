@@ -25,7 +25,7 @@ REGISTERED = [
     "Task", "Provenance", "Binary", "Subscription",
     "Encounter", "Immunization", "Procedure", "MedicationRequest", "CarePlan", "Claim",
     "ExplanationOfBenefit", "AllergyIntolerance", "Location", "PractitionerRole", "Media",
-    "Specimen",
+    "Specimen", "AuditEvent",
 ]  # fmt: skip
 SKIPPED_COMMON = {"_id", "_lastUpdated", "_text", "_content", "_query", "phonetic"}
 
@@ -142,6 +142,19 @@ EXTRA = {
         ("organization", "reference", "PractitionerRole.organization"),
         ("role", "token", "PractitionerRole.code"),
         ("specialty", "token", "PractitionerRole.specialty"),
+    ],
+    "AuditEvent": [
+        ("date", "date", "AuditEvent.recorded"),
+        ("type", "token", "AuditEvent.type"),
+        ("subtype", "token", "AuditEvent.subtype"),
+        ("action", "token", "AuditEvent.action"),
+        ("outcome", "token", "AuditEvent.outcome"),
+        ("agent", "reference", "AuditEvent.agent.who"),
+        ("altid", "token", "AuditEvent.agent.altId"),
+        ("address", "string", "AuditEvent.agent.network.address"),
+        ("entity", "reference", "AuditEvent.entity.what"),
+        ("patient", "reference", "AuditEvent.entity.what.where(resolve() is Patient)"),
+        ("source", "reference", "AuditEvent.source.observer"),
     ],
     "Specimen": [
         ("identifier", "token", "Specimen.identifier"),

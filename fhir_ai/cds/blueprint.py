@@ -11,9 +11,10 @@ import logging
 from typing import Any, TypeVar
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from pydantic import ValidationError
 
+from fhir_ai.audit import audit_context
 from fhir_ai.cds.auth import CdsAuthenticator
 from fhir_ai.cds.models import CdsResponse, describe_validation_error, first_error_path
 from fhir_ai.cds.prefetch import FhirReader, resolve_prefetch
@@ -48,7 +49,9 @@ def create_cds_blueprint(
         return root_url() + request.path
 
     def authenticate() -> None:
-        authenticator.check(request.headers.get("Authorization"), endpoint_url())
+        client = authenticator.check(request.headers.get("Authorization"), endpoint_url())
+        if client is not None:
+            g.audit_client = f"{client.iss} {client.sub or ''}".strip()
 
     @bp.get("")
     @bp.get("/")
@@ -68,6 +71,7 @@ def create_cds_blueprint(
                 expression="hook",
             )
         context = parse_context(hook_request.hook, hook_request.context)
+        audit_context().entities.append(f"Patient/{context.patientId}")
         authorization = hook_request.fhirAuthorization
         prefetch = resolve_prefetch(
             service.prefetch,

@@ -1,0 +1,71 @@
+"""Every FHIR access and CDS hook call leaves an AuditEvent; metadata and failures too."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from tests.conftest import build_app, make_settings
+from tests.fhir_helpers import post
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    return build_app(make_settings(tmp_path, cds_auth="off"))
+
+
+def _closed(response: TestResponse) -> TestResponse:
+    """Close the response, as a WSGI server does: the audit event is written then."""
+    response.close()
+    return response
+
+
+def _events(app: Flask, query: str = "") -> list[dict[str, object]]:
+    response = app.test_client().get(f"/fhir/AuditEvent?_count=100&{query}")
+    return [e["resource"] for e in response.json.get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def test_fhir_interactions_are_audited(app: Flask) -> None:
+    client = app.test_client()
+    patient = _closed(post(client, "/fhir/Patient", {"resourceType": "Patient"})).json["id"]
+    _closed(client.get(f"/fhir/Patient/{patient}"))
+    _closed(client.get("/fhir/Patient?family=Secret"))
+    _closed(client.get("/fhir/Patient/unknown-id"))
+    _closed(client.get("/fhir/metadata"))
+    events = _events(app, f"entity=Patient/{patient}")
+    assert sorted(e["subtype"][0]["code"] for e in events) == ["create", "read"]  # type: ignore[index]
+    all_events = _events(app)
+    codes = [e["subtype"][0]["code"] for e in all_events]  # type: ignore[index]
+    assert "capabilities" not in codes and "search-type" in codes
+    failed = [e for e in all_events if e["outcome"] == "4"]
+    assert len(failed) == 1 and failed[0]["outcomeDesc"] == "HTTP 404"
+    search = next(e for e in all_events if e["subtype"][0]["code"] == "search-type")  # type: ignore[index]
+    query = search["entity"][-1]["query"]  # type: ignore[index]
+    assert base64.b64decode(query) == b"family=Secret"
+
+
+def test_hook_calls_are_audited_with_the_patient(app: Flask) -> None:
+    body = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/1", "patientId": "p-audit"},
+        "prefetch": {"conditions": None},
+    }
+    response = _closed(app.test_client().post("/cds-services/imaging-ai-findings", json=body))
+    assert response.status_code == 200
+    (event,) = _events(app, "patient=Patient/p-audit")
+    assert event["subtype"][0]["code"] == "cds-hook-call"  # type: ignore[index]
+    assert event["action"] == "C" and event["outcome"] == "0"
+
+
+def test_audit_can_be_switched_off(tmp_path: Path) -> None:
+    app = build_app(make_settings(tmp_path, audit=False))
+    _closed(app.test_client().get("/fhir/Patient"))
+    assert _events(app) == []
