@@ -25,6 +25,7 @@ from fhir_ai.fhir.service import FhirService
 from fhir_ai.health import create_health_blueprint
 from fhir_ai.logging import configure_logging
 from fhir_ai.metrics import create_metrics, register_metrics
+from fhir_ai.security.fhir_access import register_smart_configuration
 from fhir_ai.settings import Settings
 from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import create_db_engine
@@ -69,6 +70,7 @@ def create_app(
     app.register_blueprint(cds, url_prefix="/cds-services")
     app.register_blueprint(create_health_blueprint(engine, settings))
     register_metrics(app, create_metrics(engine))  # also app.extensions["fhir_ai.metrics"]
+    register_smart_configuration(app, settings)
     register_cors(app, settings.cors_origins)
     if settings.audit:
         register_audit(app, store)

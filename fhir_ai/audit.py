@@ -28,6 +28,7 @@ _EVENT_TYPE = {
 _INTERACTIONS = "http://hl7.org/fhir/restful-interaction"
 _FHIR_AI_SUBTYPES = "https://fhir-ai.org/fhir/CodeSystem/audit-subtype"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+_UNAUDITED = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration"})
 _ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 
 
@@ -55,7 +56,7 @@ def register_audit(app: Flask, store: ResourceStore) -> None:
     def audit(response: Response) -> Response:
         if not request.path.startswith(("/fhir", "/cds-services")) or request.method == "OPTIONS":
             return response
-        if request.path.rstrip("/") == "/fhir/metadata":
+        if request.path.rstrip("/") in _UNAUDITED:
             return response
         event = _event(response.status_code, response.headers.get("Location"))
         response.call_on_close(lambda: _write(store, event))

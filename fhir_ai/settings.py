@@ -50,6 +50,25 @@ class Settings(BaseSettings):
         default=True, description="Record every FHIR access and hook call as an AuditEvent."
     )
     jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    fhir_auth: Literal["required", "off"] = Field(
+        default="required",
+        description="Require a SMART on FHIR bearer access token on the /fhir API.",
+    )
+    fhir_issuers: Path | None = Field(
+        default=None,
+        description="JSON file of trusted SMART token issuers: iss -> JWKS file or jku.",
+    )
+    fhir_audience: str | None = Field(
+        default=None,
+        description="Expected access token aud; default <public_base_url or request root>/fhir.",
+    )
+    smart_token_endpoint: str | None = Field(
+        default=None, description="The authorization server's token endpoint (advertised)."
+    )
+    smart_authorization_endpoint: str | None = Field(
+        default=None,
+        description="The authorization server's authorize endpoint (advertised).",
+    )
     cors_origins: tuple[str, ...] = Field(
         default=(), description="Browser origins allowed to call the API (CORS)."
     )

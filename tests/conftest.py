@@ -51,7 +51,12 @@ def postgres_url() -> Iterator[str]:
 
 def make_settings(tmp: Path, **overrides: object) -> Settings:
     """Settings for a test app: data under ``tmp``, quiet logs."""
-    values: dict[str, object] = {"data_dir": tmp, "log_level": "WARNING", "broker_url": REDIS_URL}
+    values: dict[str, object] = {
+        "data_dir": tmp,
+        "log_level": "WARNING",
+        "broker_url": REDIS_URL,
+        "fhir_auth": "off",  # FHIR API tests call without tokens; SMART tests turn it on
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -21,6 +21,8 @@ from fhir_ai.fhir.capability import capability_statement
 from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.fhir.transaction import BundleProcessor
+from fhir_ai.security.fhir_access import install_smart_auth
+from fhir_ai.security.smart import capability_security
 from fhir_ai.settings import Settings
 from fhir_ai.store.repository import ResourceStore, StoredResource
 
@@ -36,6 +38,7 @@ def create_fhir_blueprint(
     """The ``/fhir`` blueprint bound to a service and a store."""
     bp = Blueprint("fhir", __name__)
     bundles = BundleProcessor(service, store)
+    install_smart_auth(bp, service, settings)  # SMART bearer tokens and scopes
 
     def base_url() -> str:
         return (settings.public_base_url or request.host_url).rstrip("/") + "/fhir"
@@ -68,7 +71,8 @@ def create_fhir_blueprint(
 
     @bp.get("/metadata")
     def metadata() -> Response:
-        return respond(capability_statement(service.registry, base_url()))
+        security = capability_security(settings)
+        return respond(capability_statement(service.registry, base_url(), security))
 
     @bp.post("/")
     @bp.post("")

@@ -23,9 +23,14 @@ _COMMON_PARAMS = [
 ]
 
 
-def capability_statement(registry: SearchRegistry, base_url: str) -> dict[str, Any]:
-    """Describe the server: types, interactions, search parameters, conditional support."""
-    return {
+def capability_statement(
+    registry: SearchRegistry, base_url: str, security: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Describe the server: types, interactions, search parameters, conditional support.
+
+    ``security`` becomes ``rest[0].security`` (the SMART on FHIR block) when given.
+    """
+    statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -43,6 +48,9 @@ def capability_statement(registry: SearchRegistry, base_url: str) -> dict[str, A
             }
         ],
     }
+    if security is not None:
+        statement["rest"][0]["security"] = security
+    return statement
 
 
 def _resource(registry: SearchRegistry, resource_type: str) -> dict[str, Any]:

@@ -1,0 +1,319 @@
+"""SMART on FHIR access tokens for the ``/fhir`` API: verification and discovery.
+
+This server is a *resource server*: an external authorization server issues JWT access
+tokens; we check them against the JWKS of the issuers in ``FHIR_AI_FHIR_ISSUERS`` (the
+same file format as the CDS issuers, see :mod:`fhir_ai.security.trust`) and enforce
+their scopes (:mod:`fhir_ai.security.scopes`).
+
+Checks, in order: ``Bearer`` scheme; JWT header (``alg`` RS256, RS384, ES256 or ES384
+only, never ``none`` or HMAC; ``typ`` JWT or at+jwt if present; ``kid`` required; no
+``crit``/``b64``); ``iss`` allow-listed; key found by ``kid`` (pre-shared JWKS file or
+allow-listed ``jku``, through the shared :class:`KeyResolver`) and of the family ``alg``
+names; signature with exactly that algorithm; ``exp`` required, ``nbf``/``iat`` when
+present, all with leeway; ``aud`` contains the FHIR base URL; ``tenant`` allow-listed if
+the issuer restricts tenants. Scopes come from ``scope`` (space-separated) or ``scp``
+(a list). There is no ``jti`` replay check: access tokens are reusable until they
+expire. Tokens are never logged.
+
+Keys: the shared :class:`KeyResolver` only returns RSA keys (>= 2048 bits, JWK ``alg``
+absent or RS384) and EC P-384 keys. An RSA key verifies RS256 or RS384; a P-384 key
+verifies ES384. ES256 tokens are accepted by the header check but their P-256 keys are
+not served by the resolver, so they fail with "unsupported key" (401) for now.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.api_jws import PyJWS
+
+from fhir_ai.errors import FhirAiError
+from fhir_ai.security.cds_jwt import (
+    MAX_CLAIM_CHARS,
+    CdsJwtVerifier,
+    _loggable,
+    _number,
+    _short_string,
+)
+from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
+from fhir_ai.security.scopes import ScopeSet
+from fhir_ai.security.trust import AuthenticationFailed, TrustedIssuer, load_issuers
+from fhir_ai.settings import Settings
+
+__all__ = [
+    "AccessDenied",
+    "AuthenticationFailed",
+    "SmartAccess",
+    "SmartTokenVerifier",
+    "build_smart_verifier",
+    "capability_security",
+    "smart_configuration",
+]
+
+log = logging.getLogger("fhir_ai.security")
+
+ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "ES256", "ES384"})
+_TYPES = frozenset({"JWT", "AT+JWT", "APPLICATION/AT+JWT"})
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+SCOPES_SUPPORTED = (
+    "system/*.rs",
+    "system/*.cruds",
+    "system/*.read",
+    "system/*.write",
+    "system/*.*",
+    "user/*.rs",
+    "user/*.cruds",
+    "user/*.read",
+    "user/*.write",
+    "patient/*.rs",
+    "patient/*.read",
+)
+
+
+class AccessDenied(FhirAiError):
+    """The token is valid but its scopes do not allow this interaction (HTTP 403)."""
+
+    http_status: ClassVar[int] = 403
+    issue_code: ClassVar[str] = "forbidden"
+
+
+@dataclass(frozen=True)
+class SmartAccess:
+    """A verified access token: who, and what its scopes allow."""
+
+    iss: str
+    sub: str | None
+    client_id: str | None
+    scopes: ScopeSet
+
+    @property
+    def label(self) -> str:
+        """Who called, for logs and audit records (never the token)."""
+        return " ".join(part for part in (self.iss, self.client_id or self.sub) if part)
+
+
+class SmartTokenVerifier:
+    """Verifies the bearer access token of a ``/fhir`` call; thread-safe."""
+
+    def __init__(
+        self,
+        issuers: Mapping[str, TrustedIssuer],
+        key_resolver: KeyResolver,
+        *,
+        leeway_s: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._issuers = dict(issuers)
+        self._keys = key_resolver
+        self._leeway_s = leeway_s
+        self._clock = clock
+        self._jws = PyJWS()
+
+    def verify(self, authorization_header: str | None, audience: str) -> SmartAccess:
+        """Check the header for a call whose FHIR base URL is ``audience``.
+
+        Raises ``AuthenticationFailed`` (401, generic message; ``reason`` for the log).
+        """
+        if not audience:
+            raise ValueError("audience must be the FHIR base URL")
+        context: dict[str, Any] = {}
+        try:
+            access = self._verify(authorization_header, audience.rstrip("/"), context)
+        except AuthenticationFailed as failure:
+            log.warning(
+                "SMART access token refused: %s",
+                failure.reason,
+                extra={
+                    "reason": failure.reason,
+                    "iss": _loggable(context.get("iss")),
+                    "kid": _loggable(context.get("kid")),
+                },
+            )
+            raise
+        log.debug("SMART access token accepted", extra={"client": _loggable(access.label)})
+        return access
+
+    def _verify(
+        self, header_value: str | None, audience: str, context: dict[str, Any]
+    ) -> SmartAccess:
+        token = CdsJwtVerifier._bearer_token(header_value)
+        header = self._header(token)
+        kid: str = header["kid"]
+        context["kid"] = kid
+        unverified = CdsJwtVerifier._unverified_claims(token)
+        iss = unverified.get("iss")
+        context["iss"] = iss
+        issuer = self._issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise AuthenticationFailed("unknown iss")
+        jku = header.get("jku")
+        if jku is not None and not isinstance(jku, str):
+            raise AuthenticationFailed("bad jku")
+        key = self._keys.resolve(issuer, kid, jku)
+        algorithm: str = header["alg"]
+        if not _key_fits(key, algorithm):
+            raise AuthenticationFailed("alg does not match key")
+        claims = self._signed_claims(token, key, algorithm)
+        return self._check_claims(claims, issuer, audience)
+
+    @staticmethod
+    def _header(token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise AuthenticationFailed("malformed token") from error
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise AuthenticationFailed("disallowed alg")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.upper() not in _TYPES):
+            raise AuthenticationFailed("bad typ")
+        if "crit" in header or "b64" in header:
+            raise AuthenticationFailed("unsupported header")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > MAX_CLAIM_CHARS:
+            raise AuthenticationFailed("missing kid")
+        return header
+
+    def _signed_claims(self, token: str, key: VerificationKey, algorithm: str) -> dict[str, Any]:
+        try:
+            payload = self._jws.decode(token, key=key.key, algorithms=[algorithm])
+            claims = json.loads(payload)
+        except jwt.InvalidSignatureError as error:
+            raise AuthenticationFailed("bad signature") from error
+        except (jwt.PyJWTError, ValueError) as error:
+            raise AuthenticationFailed("malformed token") from error
+        if not isinstance(claims, dict):
+            raise AuthenticationFailed("malformed token")
+        return claims
+
+    def _check_claims(
+        self, claims: Mapping[str, Any], issuer: TrustedIssuer, audience: str
+    ) -> SmartAccess:
+        now = self._clock()
+        leeway = self._leeway_s
+        exp = _number(claims, "exp")
+        iat = _number(claims, "iat")
+        nbf = _number(claims, "nbf")
+        if exp is None:
+            raise AuthenticationFailed("missing claim")
+        if claims.get("iss") != issuer.iss:
+            raise AuthenticationFailed("unknown iss")
+        if exp <= now - leeway:
+            raise AuthenticationFailed("expired")
+        if nbf is not None and nbf > now + leeway:
+            raise AuthenticationFailed("not yet valid")
+        if iat is not None and iat > now + leeway:
+            raise AuthenticationFailed("iat in future")
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or not any(
+            isinstance(item, str) and item.rstrip("/") == audience for item in audiences
+        ):
+            raise AuthenticationFailed("bad audience")
+        tenant = _short_string(claims, "tenant")
+        if issuer.tenants is not None and tenant not in issuer.tenants:
+            raise AuthenticationFailed("tenant not allowed")
+        scope = claims.get("scope")
+        if scope is None:
+            scope = claims.get("scp")
+        if scope is not None and not _is_scope_claim(scope):
+            raise AuthenticationFailed("bad scope")
+        return SmartAccess(
+            iss=issuer.iss,
+            sub=_short_string(claims, "sub"),
+            client_id=_short_string(claims, "client_id"),
+            scopes=ScopeSet.parse(scope, _short_string(claims, "patient")),
+        )
+
+
+def _is_scope_claim(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _key_fits(key: VerificationKey, algorithm: str) -> bool:
+    """An RSA key verifies RS256/RS384; an EC key only the one algorithm of its curve."""
+    if isinstance(key.key, rsa.RSAPublicKey):
+        return algorithm in ("RS256", "RS384")
+    if isinstance(key.key, ec.EllipticCurvePublicKey):
+        return algorithm == key.algorithm
+    return False
+
+
+def build_smart_verifier(settings: Settings) -> SmartTokenVerifier | None:
+    """The verifier the settings ask for; None (with a warning) when FHIR auth is off."""
+    if settings.fhir_auth == "off":
+        log.warning("FHIR API authorization is OFF (FHIR_AI_FHIR_AUTH=off): /fhir is open")
+        return None
+    issuers = load_issuers(settings.fhir_issuers) if settings.fhir_issuers else {}
+    if not issuers:
+        log.warning("no trusted SMART issuers (FHIR_AI_FHIR_ISSUERS): /fhir calls get 401")
+    return SmartTokenVerifier(
+        issuers, KeyResolver(HttpJwksFetcher()), leeway_s=settings.jwt_leeway_s
+    )
+
+
+def smart_configuration(settings: Settings) -> dict[str, Any]:
+    """The ``/.well-known/smart-configuration`` document (SMART App Launch 2.x)."""
+    document: dict[str, Any] = {}
+    grants = ["client_credentials"]
+    if settings.smart_authorization_endpoint:
+        document["authorization_endpoint"] = settings.smart_authorization_endpoint
+        grants.append("authorization_code")
+    if settings.smart_token_endpoint:
+        document["token_endpoint"] = settings.smart_token_endpoint
+    document.update(
+        {
+            "grant_types_supported": grants,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+            "scopes_supported": list(SCOPES_SUPPORTED),
+            "capabilities": [
+                "client-confidential-asymmetric",
+                "permission-v1",
+                "permission-v2",
+                "permission-patient",
+                "permission-user",
+            ],
+        }
+    )
+    return document
+
+
+def capability_security(settings: Settings) -> dict[str, Any] | None:
+    """``CapabilityStatement.rest.security`` for SMART; None when FHIR auth is off."""
+    if settings.fhir_auth == "off":
+        return None
+    security: dict[str, Any] = {
+        "cors": bool(settings.cors_origins),
+        "service": [
+            {
+                "coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth2 bearer tokens using the SMART on FHIR profile",
+            }
+        ],
+        "description": (
+            "SMART on FHIR access tokens (JWT) with system/, user/ and patient/ scopes; "
+            "see /.well-known/smart-configuration"
+        ),
+    }
+    uris = [
+        {"url": name, "valueUri": value}
+        for name, value in (
+            ("token", settings.smart_token_endpoint),
+            ("authorize", settings.smart_authorization_endpoint),
+        )
+        if value
+    ]
+    if uris:
+        security["extension"] = [{"url": OAUTH_URIS, "extension": uris}]
+    return security
