@@ -684,6 +684,10 @@ def run(args: argparse.Namespace) -> int:
             FHIR_AI_DATA_DIR=tmp,
             FHIR_AI_LOG_LEVEL="WARNING",
             FHIR_AI_AUTO_MIGRATE="false",
+            # The API itself is measured: no identity provider here, so bearer-token checks
+            # are off. The audit trail stays on (an AuditEvent is written per request).
+            FHIR_AI_FHIR_AUTH="off",
+            FHIR_AI_CDS_AUTH="off",
         )
         try:
             for size in sizes:

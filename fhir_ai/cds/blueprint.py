@@ -8,11 +8,13 @@ Errors are OperationOutcomes (400, 404, 412); a failed JWT is a bare 401.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, after_this_request, g, request
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_ai.audit import audit_context
 from fhir_ai.cds.auth import CdsAuthenticator
@@ -93,10 +95,12 @@ def create_cds_blueprint(
             root_url(),
         )
         response = CdsResponse(cards=service.evaluate(call))
-        store.record_cards(
+        issued = [
             IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
             for card in response.cards
-        )
+        ]
+        if issued:
+            after_this_request(partial(_record_after_response, store, issued))
         logger.info(
             "hook call",
             extra={
@@ -139,6 +143,21 @@ def create_cds_blueprint(
         return _json(outcome, error.http_status)
 
     return bp
+
+
+def _record_after_response(
+    store: CdsStore, issued: list[IssuedCard], response: Response
+) -> Response:
+    """Remember the cards once the response is sent: the clinician sees them sooner."""
+
+    def record() -> None:
+        try:
+            store.record_cards(issued)
+        except SQLAlchemyError as error:
+            logger.error("cards not recorded", extra={"error_type": type(error).__name__})
+
+    response.call_on_close(record)
+    return response
 
 
 def _body() -> Any:

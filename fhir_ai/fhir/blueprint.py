@@ -99,7 +99,7 @@ def create_fhir_blueprint(
         http.response_media_type(request)
         strict = http.preferences(request).strict
         query = service.parse_search(resource_type, params, strict=strict)
-        with store.session() as session:
+        with store.session(read_only=True) as session:
             result = service.search(session, query, base_url())
         return respond(searchset(query, result, base_url()))
 
@@ -143,7 +143,7 @@ def create_fhir_blueprint(
     def read(resource_type: str, resource_id: str) -> Response:
         service.check_type(resource_type)
         check_id(resource_id)
-        with store.session() as session:
+        with store.session(read_only=True) as session:
             stored = session.read(resource_type, resource_id)
         if resource_type == "Binary" and _wants_raw_binary():
             return _raw_binary(stored)
@@ -173,7 +173,7 @@ def create_fhir_blueprint(
         check_id(resource_id)
         count = _int_arg("_count", settings.default_page_size, settings.max_page_size)
         offset = _int_arg("_offset", 0, None)
-        with store.session() as session:
+        with store.session(read_only=True) as session:
             versions, total = session.history(resource_type, resource_id, count, offset)
         self_url = f"{base_url()}/{resource_type}/{resource_id}/_history"
         return respond(history(versions, total, base_url(), self_url))
@@ -184,7 +184,7 @@ def create_fhir_blueprint(
         check_id(resource_id)
         if not version_id.isdigit():
             raise InvalidRequest(f"{version_id!r} is not a version id")
-        with store.session() as session:
+        with store.session(read_only=True) as session:
             stored = session.vread(resource_type, resource_id, int(version_id))
         return respond(stored.content, 200, http.version_headers(stored))
 

@@ -62,6 +62,10 @@ class CdsStore:
         ]
         if rows:
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Card rows only link later feedback to a model version: a crash may
+                    # lose the last few, which is worth not waiting for the WAL flush.
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 connection.execute(insert(cds_cards), rows)
 
     def record_feedback(self, service_id: str, events: Iterable[FeedbackEvent]) -> int:

@@ -14,6 +14,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from fhir_ai.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: Execution option marking a connection whose transactions only read.
+READ_ONLY = "fhir_ai_read_only"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -27,10 +29,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Connection) -> None:
-    # Take the write lock up front: a read-then-write transaction that upgrades its lock
-    # later can fail at once with SQLITE_BUSY when another process writes meanwhile.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(connection: Connection) -> None:
+    # A writing transaction takes the write lock up front: one that reads and then upgrades
+    # its lock can fail at once with SQLITE_BUSY when another process wrote meanwhile.
+    # Read-only sessions (execution option ``read_only``) begin deferred and, under WAL,
+    # never wait for writers.
+    mode = "DEFERRED" if connection.get_execution_options().get(READ_ONLY) else "IMMEDIATE"
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -41,7 +46,7 @@ def create_db_engine(settings: Settings) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=settings.sql_echo)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     # psycopg prepares a statement after five runs; PostgreSQL may then cache a generic
     # plan that cannot see which search value is selective (bench/fhir_api.py measured

@@ -21,6 +21,7 @@ from fhir_ai.fhir.search.dates import format_instant
 from fhir_ai.fhir.search.extract import extract
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import Include, SearchQuery
+from fhir_ai.store.database import READ_ONLY
 from fhir_ai.store.schema import (
     resource_versions,
     resources,
@@ -89,10 +90,16 @@ class ResourceStore:
         self.registry = registry
 
     @contextmanager
-    def session(self) -> Iterator[StoreSession]:
-        """One database transaction: committed on success, rolled back on any error."""
-        with self.engine.begin() as connection:
-            yield StoreSession(connection, self.registry)
+    def session(self, *, read_only: bool = False) -> Iterator[StoreSession]:
+        """One database transaction: committed on success, rolled back on any error.
+
+        ``read_only`` sessions never take SQLite's write lock (readers run beside writers).
+        """
+        with self.engine.connect() as connection:
+            if read_only:
+                connection.execution_options(**{READ_ONLY: True})
+            with connection.begin():
+                yield StoreSession(connection, self.registry)
 
 
 class StoreSession:

@@ -51,7 +51,7 @@ class StoreResultsReader:
             ("_count", str(limit)),
         ]
         query = self.service.parse_search("DiagnosticReport", params, strict=True)
-        with self.store.session() as session:
+        with self.store.session(read_only=True) as session:
             result = session.search(query, "")
         observations = {
             f"Observation/{r.id}": r.content
@@ -69,7 +69,7 @@ class StoreResultsReader:
             ("_summary", "count"),
         ]
         query = self.service.parse_search("Task", params, strict=True)
-        with self.store.session() as session:
+        with self.store.session(read_only=True) as session:
             return session.search(query, "").total or 0
 
     def recent_note_findings(
@@ -85,6 +85,6 @@ class StoreResultsReader:
             ("_count", str(limit)),
         ]
         query = self.service.parse_search("Observation", params, strict=True)
-        with self.store.session() as session:
+        with self.store.session(read_only=True) as session:
             result = session.search(query, "")
         return [read_finding(m.content) for m in result.matches if m.content]
