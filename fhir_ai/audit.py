@@ -2,7 +2,7 @@
 
 The event is written after the response is sent (``call_on_close``), in its own
 transaction, so auditing never changes what the client sees; a failure to write it is
-logged (without PHI) and counted, never raised. AuditEvents are stored like any other
+logged (without PHI), never raised. AuditEvents are stored like any other
 resource and are readable (``/fhir/AuditEvent?patient=...``) by authorised clients.
 """
 
