@@ -1,8 +1,10 @@
 """Audit trail: every FHIR access and CDS Hooks call is recorded as a FHIR AuditEvent.
 
-The event is written after the response is sent (``call_on_close``), in its own
-transaction, so auditing never changes what the client sees; a failure to write it is
-logged (without PHI), never raised. AuditEvents are stored like any other
+Events are handed to a per-process :class:`~fhir_ai.audit_writer.AuditWriter`, which
+writes them in batches off the request thread, in transactions that do not wait for
+PostgreSQL's WAL flush: auditing never changes what the client sees or waits for (a crash
+may lose the events of the last fraction of a second); a failure to write is logged
+(without PHI), never raised. AuditEvents are stored like any other
 resource and are readable (``/fhir/AuditEvent?patient=...``) by authorised clients.
 """
 
@@ -15,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, g, request
-from sqlalchemy.exc import SQLAlchemyError
 
+from fhir_ai.audit_writer import AuditWriter
 from fhir_ai.store.repository import ResourceStore
 
 logger = logging.getLogger("fhir_ai.audit")
@@ -49,8 +51,10 @@ def audit_context() -> AuditContext:
     return context
 
 
-def register_audit(app: Flask, store: ResourceStore) -> None:
+def register_audit(app: Flask, store: ResourceStore) -> AuditWriter:
     """Record an AuditEvent for each request under ``/fhir`` and ``/cds-services``."""
+    writer = AuditWriter(store)
+    app.extensions["fhir_ai.audit"] = writer
 
     @app.after_request
     def audit(response: Response) -> Response:
@@ -59,16 +63,10 @@ def register_audit(app: Flask, store: ResourceStore) -> None:
         if request.path.rstrip("/") in _UNAUDITED:
             return response
         event = _event(response.status_code, response.headers.get("Location"))
-        response.call_on_close(lambda: _write(store, event))
+        writer.submit(event)
         return response
 
-
-def _write(store: ResourceStore, event: dict[str, Any]) -> None:
-    try:
-        with store.session() as session:
-            session.create(event)
-    except SQLAlchemyError as error:
-        logger.error("audit event not written", extra={"error_type": type(error).__name__})
+    return writer
 
 
 def _event(status: int, location: str | None) -> dict[str, Any]:

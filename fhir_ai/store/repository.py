@@ -90,15 +90,21 @@ class ResourceStore:
         self.registry = registry
 
     @contextmanager
-    def session(self, *, read_only: bool = False) -> Iterator[StoreSession]:
+    def session(self, *, read_only: bool = False, flush_wal: bool = True) -> Iterator[StoreSession]:
         """One database transaction: committed on success, rolled back on any error.
 
         ``read_only`` sessions never take SQLite's write lock (readers run beside writers).
+        ``flush_wal=False`` lets PostgreSQL acknowledge the commit before its WAL reaches
+        disk (``synchronous_commit=off``): a database crash may lose the last few hundred
+        milliseconds of such writes, never corrupt them; for records written off the
+        request path (audit events), not for clinical data.
         """
         with self.engine.connect() as connection:
             if read_only:
                 connection.execution_options(**{READ_ONLY: True})
             with connection.begin():
+                if not flush_wal and connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 yield StoreSession(connection, self.registry)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
 
 from tests.conftest import build_app, make_settings
 from tests.fhir_helpers import post
@@ -21,24 +20,20 @@ def app(tmp_path: Path) -> Flask:
     return build_app(make_settings(tmp_path, cds_auth="off"))
 
 
-def _closed(response: TestResponse) -> TestResponse:
-    """Close the response, as a WSGI server does: the audit event is written then."""
-    response.close()
-    return response
-
-
 def _events(app: Flask, query: str = "") -> list[dict[str, object]]:
+    if "fhir_ai.audit" in app.extensions:
+        app.extensions["fhir_ai.audit"].flush()
     response = app.test_client().get(f"/fhir/AuditEvent?_count=100&{query}")
     return [e["resource"] for e in response.json.get("entry", []) if e["search"]["mode"] == "match"]
 
 
 def test_fhir_interactions_are_audited(app: Flask) -> None:
     client = app.test_client()
-    patient = _closed(post(client, "/fhir/Patient", {"resourceType": "Patient"})).json["id"]
-    _closed(client.get(f"/fhir/Patient/{patient}"))
-    _closed(client.get("/fhir/Patient?family=Secret"))
-    _closed(client.get("/fhir/Patient/unknown-id"))
-    _closed(client.get("/fhir/metadata"))
+    patient = (post(client, "/fhir/Patient", {"resourceType": "Patient"})).json["id"]
+    (client.get(f"/fhir/Patient/{patient}"))
+    (client.get("/fhir/Patient?family=Secret"))
+    (client.get("/fhir/Patient/unknown-id"))
+    (client.get("/fhir/metadata"))
     events = _events(app, f"entity=Patient/{patient}")
     assert sorted(e["subtype"][0]["code"] for e in events) == ["create", "read"]  # type: ignore[index]
     all_events = _events(app)
@@ -58,7 +53,7 @@ def test_hook_calls_are_audited_with_the_patient(app: Flask) -> None:
         "context": {"userId": "Practitioner/1", "patientId": "p-audit"},
         "prefetch": {"conditions": None},
     }
-    response = _closed(app.test_client().post("/cds-services/imaging-ai-findings", json=body))
+    response = app.test_client().post("/cds-services/imaging-ai-findings", json=body)
     assert response.status_code == 200
     (event,) = _events(app, "patient=Patient/p-audit")
     assert event["subtype"][0]["code"] == "cds-hook-call"  # type: ignore[index]
@@ -67,5 +62,5 @@ def test_hook_calls_are_audited_with_the_patient(app: Flask) -> None:
 
 def test_audit_can_be_switched_off(tmp_path: Path) -> None:
     app = build_app(make_settings(tmp_path, audit=False))
-    _closed(app.test_client().get("/fhir/Patient"))
+    (app.test_client().get("/fhir/Patient"))
     assert _events(app) == []
