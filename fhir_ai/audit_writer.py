@@ -10,10 +10,12 @@ written by the request thread itself rather than dropped.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
 import threading
+import time
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,11 +38,11 @@ class AuditWriter:
         self.store = store
         self.interval_s = interval_s
         self.max_batch = max_batch
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=max_queued)
+        # ``None`` in the queue tells the thread to stop.
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=max_queued)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._owner_pid = 0
-        self._stopping = threading.Event()
 
     def submit(self, event: dict[str, Any]) -> None:
         """Queue an event for writing (written now if the queue is full)."""
@@ -52,54 +54,66 @@ class AuditWriter:
 
     def flush(self) -> None:
         """Write everything queued so far, including a batch the thread holds."""
-        batch = self._drain(block=False)
+        batch = self._take(self.max_batch)
         while batch:
             self._write(batch)
-            batch = self._drain(block=False)
-        if self._thread is not None and self._thread.is_alive():
+            batch = self._take(self.max_batch)
+        if self._running():
             self._queue.join()
 
     def close(self) -> None:
-        """Stop the thread after a last flush."""
-        self._stopping.set()
-        if self._thread is not None and self._owner_pid == os.getpid():
-            self._thread.join(timeout=5)
+        """Stop the thread after it wrote what it holds, then flush the rest."""
+        if self._running():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=5)
+            assert self._thread is not None
+            self._thread.join(timeout=10)
         self.flush()
 
+    def _running(self) -> bool:
+        return (
+            self._thread is not None and self._owner_pid == os.getpid() and self._thread.is_alive()
+        )
+
     def _ensure_thread(self) -> None:
-        if self._thread is not None and self._owner_pid == os.getpid():
+        if self._running():
             return
         with self._lock:
-            if self._thread is None or self._owner_pid != os.getpid():  # new, or forked
+            if not self._running():  # new, forked (threads do not survive fork) or stopped
                 self._owner_pid = os.getpid()
-                self._stopping.clear()
                 self._thread = threading.Thread(target=self._run, name="fhir-ai-audit", daemon=True)
                 self._thread.start()
                 atexit.register(self.close)
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            batch = self._drain(block=True)
-            if batch:
-                self._write(batch)
+        while True:
+            first = self._queue.get()  # idle threads sleep here, without polling
+            if first is None:
+                self._queue.task_done()
+                return
+            time.sleep(self.interval_s)  # let a batch gather
+            batch = [first, *self._take(self.max_batch - 1)]
+            self._write(batch)
 
-    def _drain(self, block: bool) -> list[dict[str, Any]]:
+    def _take(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` queued events, without waiting; a stop marker is put back."""
         batch: list[dict[str, Any]] = []
-        try:
-            if block:
-                batch.append(self._queue.get(timeout=self.interval_s))
-                self._stopping.wait(self.interval_s)  # let a batch gather
-            while len(batch) < self.max_batch:
-                batch.append(self._queue.get_nowait())
-        except queue.Empty:
-            pass
+        while len(batch) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.task_done()
+                self._queue.put_nowait(None)
+                break
+            batch.append(item)
         return batch
 
     def _write(self, events: list[dict[str, Any]], queued: bool = True) -> None:
         try:
             with self.store.session(flush_wal=False) as session:
-                for event in events:
-                    session.create(event)
+                session.create_many(events)
         except SQLAlchemyError as error:
             logger.error(
                 "audit events not written",

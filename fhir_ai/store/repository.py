@@ -223,6 +223,48 @@ class StoreSession:
         self._write_index(pk, resource_type, content)
         return StoredResource(resource_type, resource_id, 1, now, content)
 
+    def create_many(self, new: list[dict[str, Any]]) -> list[StoredResource]:
+        """Store many new resources with server-assigned ids, in a few bulk statements."""
+        if not new:
+            return []
+        now = _now()
+        contents = [_stamp(resource, new_id(), 1, now) for resource in new]
+        pks = (
+            self.connection.execute(
+                insert(resources).returning(resources.c.pk, sort_by_parameter_order=True),
+                [
+                    {
+                        "resource_type": c["resourceType"],
+                        "id": c["id"],
+                        "version_id": 1,
+                        "last_updated": now,
+                        "deleted": False,
+                        "content": c,
+                    }
+                    for c in contents
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        self.connection.execute(
+            insert(resource_versions),
+            [
+                {
+                    "resource_pk": pk,
+                    "version_id": 1,
+                    "last_updated": now,
+                    "method": "POST",
+                    "content": c,
+                }
+                for pk, c in zip(pks, contents, strict=True)
+            ],
+        )
+        self._write_indexes(
+            [(pk, c["resourceType"], c) for pk, c in zip(pks, contents, strict=True)]
+        )
+        return [StoredResource(c["resourceType"], c["id"], 1, now, c) for c in contents]
+
     def update(
         self, resource: dict[str, Any], resource_id: str, if_match: int | None = None
     ) -> WriteResult:
@@ -289,14 +331,20 @@ class StoreSession:
         )
 
     def _write_index(self, pk: int, resource_type: str, content: dict[str, Any]) -> None:
-        entries = extract(content, self.registry.parameters(resource_type))
-        for attribute, table in _INDEX_TABLES:
-            rows = getattr(entries, attribute)
-            if rows:
-                for row in rows:
+        self._write_indexes([(pk, resource_type, content)])
+
+    def _write_indexes(self, written: list[tuple[int, str, dict[str, Any]]]) -> None:
+        rows: dict[str, list[dict[str, Any]]] = {attribute: [] for attribute, _ in _INDEX_TABLES}
+        for pk, resource_type, content in written:
+            entries = extract(content, self.registry.parameters(resource_type))
+            for attribute, _ in _INDEX_TABLES:
+                for row in getattr(entries, attribute):
                     row["resource_pk"] = pk
                     row["resource_type"] = resource_type
-                self.connection.execute(insert(table), rows)
+                    rows[attribute].append(row)
+        for attribute, table in _INDEX_TABLES:
+            if rows[attribute]:
+                self.connection.execute(insert(table), rows[attribute])
 
     def _clear_index(self, pk: int) -> None:
         for _, table in _INDEX_TABLES:

@@ -68,3 +68,18 @@ def test_a_failed_session_writes_nothing(store: ResourceStore) -> None:
         raise RuntimeError("boom")
     with store.session() as session, pytest.raises(NotFound):
         session.read("Patient", created.id)
+
+
+def test_create_many_stores_versions_and_index_in_bulk(store: ResourceStore) -> None:
+    reports = [
+        {"resourceType": "DiagnosticReport", "status": status, "code": {"text": "x"}}
+        for status in ("preliminary", "final", "final")
+    ]
+    with store.session() as session:
+        stored = session.create_many(reports)
+    assert [s.version_id for s in stored] == [1, 1, 1]
+    assert len({s.id for s in stored}) == 3
+    assert _status_rows(store, "final") == 2
+    with store.session(read_only=True) as session:
+        assert session.read("DiagnosticReport", stored[0].id).content["status"] == "preliminary"  # type: ignore[index]
+        assert session.history("DiagnosticReport", stored[1].id, 10, 0)[1] == 1
