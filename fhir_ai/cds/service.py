@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fhir_ai.cds.models import Card
@@ -43,3 +44,8 @@ class CdsService(Protocol):
     def evaluate(self, call: HookCall) -> list[Card]:
         """The cards for this call (an empty list means no guidance)."""
         ...
+
+
+def utc_now() -> datetime:
+    """The services' default clock: now, as naive UTC like the store's timestamps."""
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhir_ai.fhir.search.dates import parse_range
+from fhir_ai.fhir.search.dates import parse_moment
 
 AI_ASSERTED = ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "AIAST")
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
@@ -74,7 +74,7 @@ def read_report(report: dict[str, Any], observations: dict[str, dict[str, Any]])
     return AiImagingReport(
         id=report["id"],
         status=report.get("status", "unknown"),
-        effective=_moment(report.get("effectiveDateTime")),
+        effective=parse_moment(report.get("effectiveDateTime")),
         codings=codings,
         title=code.get("text") or _first_display(code) or "imaging study",
         findings=findings,
@@ -104,15 +104,6 @@ def _finding(observation: dict[str, Any]) -> AiFinding:
         model=observation.get("device", {}).get("display", "fhir-ai model"),
         limitations=" ".join(notes) or None,
     )
-
-
-def _moment(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_range(value)[0]
-    except ValueError:
-        return None
 
 
 def _first_display(code: dict[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhir_ai.fhir.search.dates import parse_range
+from fhir_ai.fhir.search.dates import parse_moment
 
 CODE_SYSTEMS = "https://fhir-ai.org/fhir/CodeSystem"
 NLP_FINDING = (f"{CODE_SYSTEMS}/observation-category", "nlp-finding")
@@ -79,14 +79,5 @@ def read_finding(observation: dict[str, Any]) -> NoteFinding:
         family=flags.get("family", False),
         sentence=notes[0] if notes else None,
         document=document,
-        noted=_moment(observation.get("effectiveDateTime")),
+        noted=parse_moment(observation.get("effectiveDateTime")),
     )
-
-
-def _moment(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_range(value)[0]
-    except ValueError:
-        return None

@@ -57,6 +57,21 @@ __all__ = [
 
 log = logging.getLogger("fhir_ai.security")
 
+
+def signed_claims(jws: PyJWS, token: str, key: VerificationKey, algorithm: str) -> dict[str, Any]:
+    """The claims of ``token`` once its signature verifies with ``key`` under ``algorithm``."""
+    try:
+        payload = jws.decode(token, key=key.key, algorithms=[algorithm])
+        claims = json.loads(payload)
+    except jwt.InvalidSignatureError as error:
+        raise AuthenticationFailed("bad signature") from error
+    except (jwt.PyJWTError, ValueError) as error:
+        raise AuthenticationFailed("malformed token") from error
+    if not isinstance(claims, dict):
+        raise AuthenticationFailed("malformed token")
+    return claims
+
+
 ALLOWED_ALGORITHMS = frozenset({"ES384", "RS384"})
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_CLAIM_CHARS = 512
@@ -224,16 +239,7 @@ class CdsJwtVerifier:
         return claims
 
     def _signed_claims(self, token: str, key: VerificationKey) -> dict[str, Any]:
-        try:
-            payload = self._jws.decode(token, key=key.key, algorithms=[key.algorithm])
-            claims = json.loads(payload)
-        except jwt.InvalidSignatureError as error:
-            raise AuthenticationFailed("bad signature") from error
-        except (jwt.PyJWTError, ValueError) as error:
-            raise AuthenticationFailed("malformed token") from error
-        if not isinstance(claims, dict):
-            raise AuthenticationFailed("malformed token")
-        return claims
+        return signed_claims(self._jws, token, key, key.algorithm)
 
     def _check_claims(
         self, claims: Mapping[str, Any], issuer: TrustedIssuer, kid: str, audience: str

@@ -23,7 +23,6 @@ not served by the resolver, so they fail with "unsupported key" (401) for now.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +40,7 @@ from fhir_ai.security.cds_jwt import (
     _loggable,
     _number,
     _short_string,
+    signed_claims,
 )
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
 from fhir_ai.security.scopes import ScopeSet
@@ -183,16 +183,7 @@ class SmartTokenVerifier:
         return header
 
     def _signed_claims(self, token: str, key: VerificationKey, algorithm: str) -> dict[str, Any]:
-        try:
-            payload = self._jws.decode(token, key=key.key, algorithms=[algorithm])
-            claims = json.loads(payload)
-        except jwt.InvalidSignatureError as error:
-            raise AuthenticationFailed("bad signature") from error
-        except (jwt.PyJWTError, ValueError) as error:
-            raise AuthenticationFailed("malformed token") from error
-        if not isinstance(claims, dict):
-            raise AuthenticationFailed("malformed token")
-        return claims
+        return signed_claims(self._jws, token, key, algorithm)
 
     def _check_claims(
         self, claims: Mapping[str, Any], issuer: TrustedIssuer, audience: str

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fhir_ai.cds.models import Card
-from fhir_ai.cds.service import HookCall
+from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.imaging_cards import pending_card, problem_list_codes, report_card
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -24,7 +20,7 @@ class ImagingFindingsService:
     reader: AiResultsReader
     window: timedelta
     max_cards: int = 5
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
     id: str = "imaging-ai-findings"
     hooks: tuple[str, ...] = ("patient-view", "encounter-start")
     title: str = "AI imaging findings"

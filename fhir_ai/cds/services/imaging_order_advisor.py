@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fhir_ai.cds.models import Card
-from fhir_ai.cds.service import HookCall
+from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.imaging_cards import duplicate_imaging_card
 
 MAX_PRIOR_STUDIES = 50
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -29,7 +25,7 @@ class ImagingOrderAdvisor:
 
     reader: AiResultsReader
     window: timedelta
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
     id: str = "imaging-order-advisor"
     hooks: tuple[str, ...] = ("order-select", "order-sign")
     title: str = "Duplicate imaging advisor"

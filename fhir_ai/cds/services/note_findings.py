@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fhir_ai.cds.models import Card
-from fhir_ai.cds.service import HookCall
+from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.imaging_cards import problem_list_codes
 from fhir_ai.recommend.problem_list import missing_problems, problems_card
 
 MAX_FINDINGS = 500
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -25,7 +21,7 @@ class NoteFindingsService:
 
     reader: AiResultsReader
     window: timedelta
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
     id: str = "note-findings"
     hooks: tuple[str, ...] = ("patient-view", "encounter-discharge")
     title: str = "Problems found in clinical notes"

@@ -79,3 +79,13 @@ def to_utc_naive(moment: datetime) -> datetime:
 def format_instant(moment: datetime) -> str:
     """Format a naive-UTC datetime as a FHIR instant."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_moment(value: object) -> datetime | None:
+    """The start of a FHIR date/dateTime as naive UTC, or None if ``value`` is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_range(value)[0]
+    except ValueError:
+        return None
