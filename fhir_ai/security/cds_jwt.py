@@ -58,6 +58,25 @@ __all__ = [
 log = logging.getLogger("fhir_ai.security")
 
 
+def checked_header(token: str, algorithms: frozenset[str], types: frozenset[str]) -> dict[str, Any]:
+    """The JOSE header of ``token`` if its ``alg``, ``typ`` (upper-cased) and ``kid`` pass."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise AuthenticationFailed("malformed token") from error
+    if header.get("alg") not in algorithms:
+        raise AuthenticationFailed("disallowed alg")
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.upper() not in types):
+        raise AuthenticationFailed("bad typ")
+    if "crit" in header or "b64" in header:
+        raise AuthenticationFailed("unsupported header")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_CLAIM_CHARS:
+        raise AuthenticationFailed("missing kid")
+    return header
+
+
 def signed_claims(jws: PyJWS, token: str, key: VerificationKey, algorithm: str) -> dict[str, Any]:
     """The claims of ``token`` once its signature verifies with ``key`` under ``algorithm``."""
     try:
@@ -211,21 +230,7 @@ class CdsJwtVerifier:
 
     @staticmethod
     def _header(token: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as error:
-            raise AuthenticationFailed("malformed token") from error
-        if header.get("alg") not in ALLOWED_ALGORITHMS:
-            raise AuthenticationFailed("disallowed alg")
-        typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
-            raise AuthenticationFailed("bad typ")
-        if "crit" in header or "b64" in header:
-            raise AuthenticationFailed("unsupported header")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid or len(kid) > MAX_CLAIM_CHARS:
-            raise AuthenticationFailed("missing kid")
-        return header
+        return checked_header(token, ALLOWED_ALGORITHMS, frozenset({"JWT"}))
 
     @staticmethod
     def _unverified_claims(token: str) -> dict[str, Any]:

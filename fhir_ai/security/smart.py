@@ -29,17 +29,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
 from fhir_ai.errors import FhirAiError
 from fhir_ai.security.cds_jwt import (
-    MAX_CLAIM_CHARS,
     CdsJwtVerifier,
     _loggable,
     _number,
     _short_string,
+    checked_header,
     signed_claims,
 )
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
@@ -166,21 +165,7 @@ class SmartTokenVerifier:
 
     @staticmethod
     def _header(token: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as error:
-            raise AuthenticationFailed("malformed token") from error
-        if header.get("alg") not in ALLOWED_ALGORITHMS:
-            raise AuthenticationFailed("disallowed alg")
-        typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.upper() not in _TYPES):
-            raise AuthenticationFailed("bad typ")
-        if "crit" in header or "b64" in header:
-            raise AuthenticationFailed("unsupported header")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid or len(kid) > MAX_CLAIM_CHARS:
-            raise AuthenticationFailed("missing kid")
-        return header
+        return checked_header(token, ALLOWED_ALGORITHMS, _TYPES)
 
     def _signed_claims(self, token: str, key: VerificationKey, algorithm: str) -> dict[str, Any]:
         return signed_claims(self._jws, token, key, algorithm)
