@@ -56,7 +56,6 @@ is the yardstick.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import http.client
 import io
@@ -66,7 +65,6 @@ import pstats
 import queue
 import random
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -82,15 +80,13 @@ import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 from fhir_api import (
-    BENCH_DIR,
-    GUNICORN,
     RESULTS_DIR,
     ROOT,
     Latency,
     Server,
-    free_port,
     percentile,
     scratch_database,
+    start_server,
     vacuum_analyze,
 )
 from jwt.algorithms import ECAlgorithm
@@ -302,43 +298,6 @@ class TokenSigner:
 
 
 # -- servers ---------------------------------------------------------------------------
-def start_gunicorn(
-    name: str, env: dict[str, str], workers: int, threads: int, log_dir: Path, app: str
-) -> Server:
-    """``gunicorn <app>`` (gthread), waiting until ``/healthz`` answers."""
-    port = free_port()
-    log = log_dir / f"{name}.log"
-    command = [
-        str(GUNICORN),
-        f"--workers={workers}",
-        "--worker-class=gthread",
-        f"--threads={threads}",
-        f"--bind=127.0.0.1:{port}",
-        "--keep-alive=600",
-        "--log-level=warning",
-        f"--pythonpath={BENCH_DIR}",
-        app,
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
-    server = Server(name, port, process, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} server exited:\n{log.read_text()}")
-        with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                connection.request("GET", BARE_PATH)
-                if connection.getresponse().status == 200:
-                    return server
-            finally:
-                connection.close()
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"{name} server did not answer in time:\n{log.read_text()}")
-
-
 # -- load ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Call:
@@ -702,7 +661,7 @@ def measure_database(
     servers: list[Server] = []
     try:
         servers.append(
-            start_gunicorn(f"{label}-off", env, args.workers, args.threads, tmp, args.app)
+            start_server(f"{label}-off", args.app, env, args.threads, tmp, BARE_PATH, args.workers)
         )
         ports = {"off": servers[0].port}
         kinds = [
@@ -726,7 +685,9 @@ def measure_database(
                 "FHIR_AI_CDS_ISSUERS": str(signer.issuers_file),
             }
             servers.append(
-                start_gunicorn(f"{label}-jwt", auth_env, args.workers, args.threads, tmp, args.app)
+                start_server(
+                    f"{label}-jwt", args.app, auth_env, args.threads, tmp, BARE_PATH, args.workers
+                )
             )
             ports["jwt"] = servers[1].port
             kinds.append(

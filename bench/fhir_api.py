@@ -246,14 +246,20 @@ class Server:
 
 
 def start_server(
-    name: str, app: str, env: dict[str, str], threads: int, log_dir: Path, probe: str
+    name: str,
+    app: str,
+    env: dict[str, str],
+    threads: int,
+    log_dir: Path,
+    probe: str,
+    workers: int = 1,
 ) -> Server:
     """Run ``gunicorn`` for ``app`` (``module:factory()``) and wait until ``probe`` answers."""
     port = free_port()
     log = log_dir / f"{name}.log"
     command = [
         str(GUNICORN),
-        "--workers=1",
+        f"--workers={workers}",
         "--worker-class=gthread",
         f"--threads={threads}",
         f"--bind=127.0.0.1:{port}",
