@@ -41,6 +41,7 @@ class Entry:
     full_url: str | None
     if_none_exist: str | None
     if_match: int | None
+    matches_existing: bool = False
 
 
 class BundleProcessor:
@@ -94,25 +95,24 @@ class BundleProcessor:
         identities: dict[str, str] = {}
         for entry in entries:
             if entry.method == "POST":
-                existing = None
-                if entry.if_none_exist:
-                    match = partial(
-                        self.service.create_match,
-                        session,
-                        entry.resource_type,
-                        entry.if_none_exist,
-                        base_url,
-                    )
-                    existing = _with_entry_context(entry.index, match)
-                entry.resource_id = existing or new_id()
-                if existing:
-                    entry.criteria = "matched"
+                target = partial(self._post_target, session, entry, base_url)
+                _with_entry_context(entry.index, target)
             elif entry.method == "PUT" and entry.criteria:
                 target = partial(self._conditional_put_target, session, entry, base_url)
                 _with_entry_context(entry.index, target)
             if entry.full_url and entry.resource_id and entry.method in ("POST", "PUT"):
                 identities[entry.full_url] = f"{entry.resource_type}/{entry.resource_id}"
         return identities
+
+    def _post_target(self, session: StoreSession, entry: Entry, base_url: str) -> None:
+        """Give a POST its new id, or the id of the one resource its ifNoneExist matches."""
+        existing = None
+        if entry.if_none_exist:
+            existing = self.service.create_match(
+                session, entry.resource_type, entry.if_none_exist, base_url
+            )
+        entry.resource_id = existing or new_id()
+        entry.matches_existing = existing is not None
 
     def _conditional_put_target(self, session: StoreSession, entry: Entry, base_url: str) -> None:
         """Turn ``PUT [type]?criteria`` into a PUT of the one match, or of a new id."""
@@ -172,7 +172,7 @@ class BundleProcessor:
         resource = self.service.checked_resource(entry.resource_type, entry.resource)
         if entry.method == "POST":
             assert entry.resource_id is not None
-            if entry.criteria == "matched":
+            if entry.matches_existing:
                 stored, status = session.read(entry.resource_type, entry.resource_id), 200
             else:
                 stored, status = session.create(resource, entry.resource_id), 201
@@ -208,13 +208,7 @@ class BundleProcessor:
             entry = _parse_entry(index, raw, base_url)
             with self.store.session() as session:
                 if entry.method == "POST":
-                    existing = None
-                    if entry.if_none_exist:
-                        existing = self.service.create_match(
-                            session, entry.resource_type, entry.if_none_exist, base_url
-                        )
-                    entry.resource_id = existing or new_id()
-                    entry.criteria = "matched" if existing else None
+                    self._post_target(session, entry, base_url)
                 return self._execute(session, entry, base_url, with_resources)
         except FhirAiError as error:
             return {
