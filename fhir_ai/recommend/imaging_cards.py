@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from fhir_ai.cds.models import (
-    Action,
-    ActionType,
+    SUMMARY_MAX_CHARS,
     Card,
     Indicator,
     Link,
@@ -16,14 +13,11 @@ from fhir_ai.cds.models import (
     Suggestion,
 )
 from fhir_ai.fhir.ai_results import AiFinding, AiImagingReport
+from fhir_ai.recommend.conditions import add_problem
 from fhir_ai.recommend.markdown import escape
 
 SOURCE = Source(label="fhir-ai imaging AI")
-SUMMARY_MAX = 139
 _RESULT_WORD = {"POS": "positive", "NEG": "negative", "IND": "indeterminate"}
-_CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
-_CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-_VERIFICATION_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 
 def report_card(
@@ -111,58 +105,15 @@ def _detail(report: AiImagingReport) -> str:
 
 
 def _provisional_condition(finding: AiFinding, patient_id: str, report_url: str) -> Suggestion:
-    condition = {
-        "resourceType": "Condition",
-        "clinicalStatus": concept(_CLINICAL_STATUS, "active"),
-        "verificationStatus": concept(_VERIFICATION_STATUS, "provisional"),
-        "category": [concept(_CONDITION_CATEGORY, "problem-list-item")],
-        "code": {
-            "coding": [
-                {"system": finding.system, "code": finding.code, "display": finding.display}
-            ],
-            "text": finding.display,
-        },
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "evidence": [{"detail": [{"reference": report_url}]}],
-    }
-    return Suggestion(
+    return add_problem(
         label=_cut(f"Add provisional problem: {finding.display}"),
-        actions=[
-            Action(
-                type=ActionType.CREATE,
-                description=f"Add {finding.display} to the problem list as provisional (AI)",
-                resource=condition,
-            )
-        ],
+        description=f"Add {finding.display} to the problem list as provisional (AI)",
+        coding={"system": finding.system, "code": finding.code, "display": finding.display},
+        display=finding.display,
+        patient_id=patient_id,
+        verification="provisional",
+        evidence=report_url,
     )
-
-
-def problem_list_codes(conditions: object) -> frozenset[tuple[str, str]] | None:
-    """Codings of the patient's Conditions from a prefetched searchset (None if unknown)."""
-    if not isinstance(conditions, dict) or conditions.get("resourceType") != "Bundle":
-        return None
-    codes: set[tuple[str, str]] = set()
-    for entry in conditions.get("entry", []):
-        resource = entry.get("resource", {}) if isinstance(entry, dict) else {}
-        if resource.get("resourceType") != "Condition" or _refuted(resource):
-            continue
-        codes.update(_codings(resource.get("code", {}).get("coding", [])))
-    return frozenset(codes)
-
-
-def _refuted(condition: dict[str, object]) -> bool:
-    status = condition.get("verificationStatus")
-    codings = status.get("coding", []) if isinstance(status, dict) else []
-    return any(c.get("code") in ("refuted", "entered-in-error") for c in codings)
-
-
-def _codings(codings: Iterable[dict[str, str]]) -> set[tuple[str, str]]:
-    return {(c["system"], c["code"]) for c in codings if "system" in c and "code" in c}
-
-
-def concept(system: str, code: str) -> dict[str, object]:
-    """A CodeableConcept with one coding."""
-    return {"coding": [{"system": system, "code": code}]}
 
 
 def _percent(finding: AiFinding) -> str:
@@ -170,4 +121,4 @@ def _percent(finding: AiFinding) -> str:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1].rstrip() + "…"
+    return text if len(text) <= SUMMARY_MAX_CHARS else text[: SUMMARY_MAX_CHARS - 1].rstrip() + "…"

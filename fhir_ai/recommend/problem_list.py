@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fhir_ai.cds.models import (
-    Action,
-    ActionType,
+    SUMMARY_MAX_CHARS,
     Card,
     Indicator,
     SelectionBehavior,
@@ -14,14 +13,11 @@ from fhir_ai.cds.models import (
     Suggestion,
 )
 from fhir_ai.fhir.nlp_results import NoteFinding
-from fhir_ai.recommend.imaging_cards import SUMMARY_MAX, concept
+from fhir_ai.recommend.conditions import add_problem
 from fhir_ai.recommend.markdown import escape
 
 SOURCE = Source(label="fhir-ai clinical notes NLP")
 MAX_SUGGESTIONS = 10
-_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 
 def missing_problems(
@@ -46,8 +42,8 @@ def problems_card(missing: list[NoteFinding], patient_id: str) -> Card:
     names = ", ".join(f.display for f in missing)
     noun = "problem" if len(missing) == 1 else "problems"
     summary = f"Notes mention {len(missing)} {noun} not on the problem list: {names}"
-    if len(summary) > SUMMARY_MAX:
-        summary = summary[: SUMMARY_MAX - 1].rstrip(", ") + "…"
+    if len(summary) > SUMMARY_MAX_CHARS:
+        summary = summary[: SUMMARY_MAX_CHARS - 1].rstrip(", ") + "…"
     evidence = "\n".join(
         f"- **{escape(f.display)}**"
         + (f" ({f.noted.date().isoformat()})" if f.noted else "")
@@ -65,24 +61,12 @@ def problems_card(missing: list[NoteFinding], patient_id: str) -> Card:
 
 
 def _add_condition(finding: NoteFinding, patient_id: str) -> Suggestion:
-    condition: dict[str, object] = {
-        "resourceType": "Condition",
-        "clinicalStatus": concept(_CLINICAL, "active"),
-        "verificationStatus": concept(_VERIFICATION, "unconfirmed"),
-        "category": [concept(_CATEGORY, "problem-list-item")],
-        "code": {"coding": [finding.coding], "text": finding.display},
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
-    if finding.document:
-        condition["evidence"] = [{"detail": [{"reference": finding.document}]}]
-    label = f"Add to problem list: {finding.display}"
-    return Suggestion(
-        label=label[:SUMMARY_MAX],
-        actions=[
-            Action(
-                type=ActionType.CREATE,
-                description=f"Add {finding.display} to the problem list (unconfirmed)",
-                resource=condition,
-            )
-        ],
+    return add_problem(
+        label=f"Add to problem list: {finding.display}",
+        description=f"Add {finding.display} to the problem list (unconfirmed)",
+        coding=finding.coding,
+        display=finding.display,
+        patient_id=patient_id,
+        verification="unconfirmed",
+        evidence=finding.document,
     )

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from fhir_ai.cds.models import Card
 from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
-from fhir_ai.recommend.imaging_cards import problem_list_codes
+from fhir_ai.recommend.conditions import problem_list_codes
 from fhir_ai.recommend.problem_list import missing_problems, problems_card
 
 MAX_FINDINGS = 500
