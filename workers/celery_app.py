@@ -8,18 +8,11 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from fhir_ai.errors import ConfigurationError
+from fhir_ai.jobs.routing import DEFAULT_QUEUE, QUEUE_NAMES, queue_for
 from fhir_ai.settings import Settings
 
-IMAGING_QUEUE: Final = "imaging"
-NLP_QUEUE: Final = "nlp"
-DEFAULT_QUEUE: Final = "default"
-QUEUE_NAMES: Final = (IMAGING_QUEUE, NLP_QUEUE, DEFAULT_QUEUE)
-
-#: Task-name prefixes and the queue their tasks go to; anything else goes to ``default``.
-ROUTES: Final = (("workers.imaging.", IMAGING_QUEUE), ("workers.nlp.", NLP_QUEUE))
-
 #: Modules the worker imports at start-up to register its tasks.
-TASK_MODULES: Final = ("workers.system",)
+TASK_MODULES: Final = ("workers.system", "workers.imaging")
 
 TASK_SOFT_TIME_LIMIT_S: Final = 540
 TASK_TIME_LIMIT_S: Final = 600
@@ -27,14 +20,6 @@ TASK_TIME_LIMIT_S: Final = 600
 #: plus the time a prefetched message may wait in the worker.
 VISIBILITY_TIMEOUT_S: Final = 3600
 RESULT_EXPIRES_S: Final = 6 * 3600
-
-
-def queue_for(task_name: str) -> str:
-    """The queue a task is routed to, by its name's prefix."""
-    for prefix, queue in ROUTES:
-        if task_name.startswith(prefix):
-            return queue
-    return DEFAULT_QUEUE
 
 
 def route_task(name: str, args: Any, kwargs: Any, options: Any, **_: Any) -> dict[str, str]:

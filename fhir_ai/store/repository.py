@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
 from fhir_ai.errors import Gone, NotFound, PreconditionFailed
 from fhir_ai.fhir.search import sql
@@ -114,6 +114,16 @@ class StoreSession:
     def __init__(self, connection: Connection, registry: SearchRegistry) -> None:
         self.connection = connection
         self.registry = registry
+
+    def lock(self, key: str) -> None:
+        """Serialize writers on ``key`` until this transaction ends.
+
+        A PostgreSQL advisory lock; SQLite's writers are serial already (BEGIN IMMEDIATE).
+        """
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
 
     # -- reads ---------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource:

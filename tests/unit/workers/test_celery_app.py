@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from fhir_ai.errors import ConfigurationError
+from fhir_ai.jobs.routing import QUEUE_NAMES, queue_for
 from fhir_ai.settings import Settings
-from workers.celery_app import QUEUE_NAMES, make_celery, queue_for
+from workers.celery_app import make_celery
 from workers.system import ping
 
 BROKER = "redis://127.0.0.1:6379/9"
