@@ -23,6 +23,9 @@ from fhir_ai.fhir.blueprint import create_fhir_blueprint, register_fhir_error_ha
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.health import create_health_blueprint
+from fhir_ai.imaging.web import build_imaging_web
+from fhir_ai.jobs.queue import CeleryJobQueue
+from fhir_ai.jobs.service import JobService
 from fhir_ai.logging import configure_logging
 from fhir_ai.metrics import create_metrics, register_metrics
 from fhir_ai.security.fhir_access import register_smart_configuration
@@ -55,7 +58,12 @@ def create_app(
     app.extensions["fhir_ai.engine"] = engine
     app.extensions["fhir_ai.store"] = store
 
-    app.register_blueprint(create_fhir_blueprint(service, store, settings), url_prefix="/fhir")
+    jobs = JobService(store, service, CeleryJobQueue(settings)) if settings.broker_url else None
+    imaging = build_imaging_web(settings, engine, store, service, jobs)
+    app.register_blueprint(
+        create_fhir_blueprint(service, store, settings, imaging.operations), url_prefix="/fhir"
+    )
+    app.register_blueprint(imaging.blueprint, url_prefix="/dicomweb")
     cds = create_cds_blueprint(
         ServiceRegistry(
             cds_services

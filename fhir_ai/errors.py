@@ -112,3 +112,27 @@ class PrefetchUnavailable(FhirAiError):
 
     http_status = 412
     issue_code = "processing"
+
+
+class DicomRejected(FhirAiError):
+    """A DICOM instance refused at ingestion or analysis, with its PS3.4 failure reason.
+
+    ``failure_reason`` is the DICOM status code STOW-RS reports in FailureReason
+    (0xC000 cannot understand, 0xC122 transfer syntax not supported, 0xA900 data set
+    does not match the SOP class / study, 0x0122 SOP class not supported, 0x0110
+    processing failure).
+    """
+
+    http_status = 422
+    issue_code = "invalid"
+
+    def __init__(self, message: str, *, failure_reason: int = 0xC000) -> None:
+        super().__init__(message)
+        self.failure_reason = failure_reason
+
+
+class NotAnalysable(FhirAiError):
+    """Stored, but no model applies (an SR, a SEG, an ECG, an unrouted body part)."""
+
+    http_status = 422
+    issue_code = "not-supported"

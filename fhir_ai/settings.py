@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -84,6 +85,43 @@ class Settings(BaseSettings):
         default=Path("../shared/data"), description="Where the project's shared data sets live."
     )
     sql_echo: bool = False
+    terminology_dir: Path | None = Field(
+        default=None,
+        description="Code systems, value sets and NLP/imaging rules; default: the "
+        "terminology package installed with fhir-ai.",
+    )
+    object_store_dir: Path | None = Field(
+        default=None,
+        description="Where DICOM instances and other blobs live (default <data_dir>/objects).",
+    )
+    analyze_on_store: bool = Field(
+        default=True, description="STOW-RS starts the AI analysis of each stored study."
+    )
+    extract_on_create: bool = Field(
+        default=True, description="Creating a DocumentReference starts its NLP extraction."
+    )
+    max_dicom_bytes: int = Field(
+        default=512 * 1024 * 1024, description="Largest STOW-RS request body."
+    )
+    dicom_patient_id_system: str = Field(
+        default="urn:fhir-ai:dicom:patient-id",
+        description="Identifier system of Patients created from a DICOM PatientID.",
+    )
+    imaging_batch_size: int = Field(default=16, ge=1, le=512)
+    imaging_batch_wait_ms: int = Field(default=50, ge=0, le=5000)
+    worker_threads: int = Field(
+        default=1, ge=1, description="torch threads per CPU worker process."
+    )
+
+    def terminology_path(self) -> Path:
+        """The terminology folder: as configured, else the installed ``terminology`` package."""
+        if self.terminology_dir is not None:
+            return self.terminology_dir
+        return Path(str(resources.files("terminology")))
+
+    def objects_dir(self) -> Path:
+        """Where the content-addressed object store keeps its files."""
+        return (self.object_store_dir or self.data_dir / "objects").resolve()
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an embedded SQLite file."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
@@ -18,6 +19,7 @@ from fhir_ai.errors import FhirAiError, InvalidRequest, MethodNotAllowed
 from fhir_ai.fhir import http
 from fhir_ai.fhir.bundles import history, searchset
 from fhir_ai.fhir.capability import capability_statement
+from fhir_ai.fhir.operations import Operation
 from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.fhir.transaction import BundleProcessor
@@ -33,12 +35,23 @@ _HTTP_ISSUE = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "
 
 
 def create_fhir_blueprint(
-    service: FhirService, store: ResourceStore, settings: Settings
+    service: FhirService,
+    store: ResourceStore,
+    settings: Settings,
+    operations: Sequence[Operation] = (),
 ) -> Blueprint:
-    """The ``/fhir`` blueprint bound to a service and a store."""
+    """The ``/fhir`` blueprint bound to a service and a store, with extended operations."""
     bp = Blueprint("fhir", __name__)
     bundles = BundleProcessor(service, store)
-    install_smart_auth(bp, service, settings)  # SMART bearer tokens and scopes
+    install_smart_auth(bp, service, settings, operations=operations)  # SMART tokens and scopes
+    for operation in operations:
+        bp.add_url_rule(
+            operation.rule,
+            operation.name,
+            operation.view,
+            methods=list(operation.methods),
+            defaults=operation.defaults(),
+        )
 
     def base_url() -> str:
         return (settings.public_base_url or request.host_url).rstrip("/") + "/fhir"

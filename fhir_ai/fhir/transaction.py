@@ -140,7 +140,7 @@ class BundleProcessor:
             return reference
 
         assert entry.resource is not None
-        entry.resource = _rewrite_references(entry.resource, resolve)
+        entry.resource = _rewrite_references(entry.resource, resolve, identities)
 
     def _conditional_reference(self, session: StoreSession, reference: str, base_url: str) -> str:
         resource_type, _, criteria = reference.partition("?")
@@ -264,16 +264,23 @@ def _with_entry_context(index: int, action: Callable[[], T]) -> T:
         raise InvalidRequest(f"Bundle entry {index}: {error}") from None
 
 
-def _rewrite_references(value: Any, resolve: Callable[[str], str]) -> Any:
+def _rewrite_references(
+    value: Any, resolve: Callable[[str], str], identities: dict[str, str]
+) -> Any:
+    """Resolve every ``reference``; replace other uri/url values naming an entry's fullUrl
+    (an Attachment.url pointing at a Binary in the same Bundle, say), as R4 requires.
+    """
     if isinstance(value, dict):
         return {
             k: resolve(v)
             if k == "reference" and isinstance(v, str)
-            else _rewrite_references(v, resolve)
+            else _rewrite_references(v, resolve, identities)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_rewrite_references(v, resolve) for v in value]
+        return [_rewrite_references(v, resolve, identities) for v in value]
+    if isinstance(value, str) and value.startswith("urn:uuid:") and value in identities:
+        return identities[value]
     return value
 
 

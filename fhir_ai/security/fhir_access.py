@@ -18,7 +18,7 @@ entry runs: one forbidden entry refuses the whole Bundle, batch included.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, Response, g, request
 
 from fhir_ai.errors import FhirAiError
 from fhir_ai.fhir import http
+from fhir_ai.fhir.operations import Operation
 from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.fhir.search.query import SearchQuery
 from fhir_ai.fhir.service import FhirService
@@ -64,6 +65,7 @@ def install_smart_auth(
     service: FhirService,
     settings: Settings,
     verifier: SmartTokenVerifier | None = None,
+    operations: Sequence[Operation] = (),
 ) -> None:
     """Guard ``bp`` (the ``/fhir`` blueprint) as the settings ask; no-op when auth is off.
 
@@ -73,7 +75,7 @@ def install_smart_auth(
         verifier = build_smart_verifier(settings)
     if verifier is None:
         return
-    guard = _Guard(service, settings, verifier)
+    guard = _Guard(service, settings, verifier, {o.name: o.interaction for o in operations})
     bp.before_request(guard.before_request)
     bp.register_error_handler(AuthenticationFailed, _unauthorized)
     bp.register_error_handler(AccessDenied, _forbidden)
@@ -92,10 +94,17 @@ def register_smart_configuration(app: Flask, settings: Settings) -> None:
 
 
 class _Guard:
-    def __init__(self, service: FhirService, settings: Settings, verifier: SmartTokenVerifier):
+    def __init__(
+        self,
+        service: FhirService,
+        settings: Settings,
+        verifier: SmartTokenVerifier,
+        operations: dict[str, Interaction],
+    ):
         self.service = service
         self.settings = settings
         self.verifier = verifier
+        self.interactions = {**_ROUTE_INTERACTIONS, **operations}
 
     def base_url(self) -> str:
         return (self.settings.public_base_url or request.host_url).rstrip("/") + "/fhir"
@@ -115,7 +124,7 @@ class _Guard:
         if route == "transaction":
             self.check_bundle(access.scopes)
             return
-        interaction = _ROUTE_INTERACTIONS.get(route)
+        interaction = self.interactions.get(route)
         resource_type = args.get("resource_type")
         if interaction is None or not isinstance(resource_type, str):
             logger.warning("FHIR route %s has no SMART scope rule: refused", route)

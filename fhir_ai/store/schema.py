@@ -129,3 +129,22 @@ cds_feedback = Table(
     ),
     Index("ix_cds_feedback_service_outcome", "service_id", "outcome"),
 )
+
+#: One row per stored DICOM instance: where its bytes are and what QIDO-RS searches on.
+dicom_instances = Table(
+    "dicom_instance",
+    metadata,
+    Column("sop_instance_uid", String(64), primary_key=True),
+    Column("study_instance_uid", String(64), nullable=False, index=True),
+    Column("series_instance_uid", String(64), nullable=False, index=True),
+    Column("sop_class_uid", String(64), nullable=False),
+    Column("transfer_syntax_uid", String(64), nullable=False),
+    Column("modality", String(16), nullable=True),
+    Column("patient_id", String(64), nullable=True, index=True),
+    Column("study_date", String(8), nullable=True, index=True),
+    Column("instance_number", Integer, nullable=True),
+    Column("object_key", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("metadata", ResourceJson, nullable=False),
+    Column("stored_at", DateTime, nullable=False),
+)

@@ -1,0 +1,123 @@
+"""Analysing a stored study with one model: the pipeline a worker runs for one Task.
+
+stored instances -> routed images -> decode and prepare -> batched forward pass ->
+study probability (the most suspicious image) -> Grad-CAM of that image -> FHIR results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from fhir_ai.errors import DicomRejected, NotAnalysable, NotFound
+from fhir_ai.imaging.heatmap import overlay_png
+from fhir_ai.imaging.imaging_study import DICOM_UID
+from fhir_ai.imaging.model.card import ModelCard
+from fhir_ai.imaging.preprocess import PreparedImage, prepare
+from fhir_ai.imaging.report import AnalysisResult
+from fhir_ai.imaging.study_records import StudyRecords
+from fhir_ai.store.dicom import DicomIndex, StoredInstance
+from fhir_ai.store.objects import ObjectStore
+from fhir_ai.store.repository import ResourceStore
+
+logger = logging.getLogger("fhir_ai.imaging")
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class ImagingModel(Protocol):
+    """A loaded classifier (see :mod:`fhir_ai.imaging.model.inference`)."""
+
+    card: ModelCard
+
+    def predict(self, batch: FloatArray) -> FloatArray:
+        """Calibrated probabilities of the positive finding, one per N x 1 x H x W input."""
+
+    def explain(self, image: FloatArray) -> FloatArray:
+        """A Grad-CAM map (H x W in [0, 1]) of one 1 x H x W input."""
+
+
+@dataclass(frozen=True, slots=True)
+class StudyImages:
+    """The prepared images of a study for one model, and those that could not be read."""
+
+    instances: list[StoredInstance]
+    images: list[PreparedImage]
+    refused: list[str]  # one reason per unreadable instance
+
+
+class StudyAnalyzer:
+    """Turns (ImagingStudy, model) into an :class:`AnalysisResult`."""
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        index: DicomIndex,
+        objects: ObjectStore,
+        records: StudyRecords,
+        models: Callable[[str], ImagingModel],
+        report_codes: Callable[[str], dict[str, Any]],
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.objects = objects
+        self.records = records
+        self.models = models
+        self.report_codes = report_codes
+
+    def analyze(self, study_id: str, model_name: str, key: str) -> AnalysisResult:
+        """Run ``model_name`` on ImagingStudy ``study_id``; raises with a reason if it cannot."""
+        study = self._study(study_id)
+        model = self.models(model_name)
+        images = self.images(study, model_name, model.card.input.size)
+        probabilities = model.predict(np.stack([i.model_input for i in images.images]))
+        best = int(np.argmax(probabilities))
+        heatmap = model.explain(images.images[best].model_input)
+        return AnalysisResult(
+            key=key,
+            study_id=study_id,
+            study=study,
+            card=model.card,
+            probability=float(probabilities[best]),
+            instance_uid=images.instances[best].sop_instance_uid,
+            heatmap_png=overlay_png(images.images[best].display, heatmap),
+            report_code=self.report_codes(model_name),
+        )
+
+    def images(self, study: dict[str, Any], model_name: str, size: tuple[int, int]) -> StudyImages:
+        """Decode and prepare the study's images routed to ``model_name``."""
+        uid = _study_uid(study)
+        routed = self.records.routes(self.index.instances(uid)).get(model_name, [])
+        if not routed:
+            raise NotAnalysable(f"No image of the study is routed to {model_name}")
+        kept: list[StoredInstance] = []
+        prepared: list[PreparedImage] = []
+        refused: list[str] = []
+        for instance in routed:
+            try:
+                prepared.append(prepare(self.objects.get(instance.object_key), size))
+                kept.append(instance)
+            except DicomRejected as error:
+                refused.append(error.message)
+        if not prepared:
+            raise DicomRejected(f"No routed image could be decoded: {'; '.join(refused)}")
+        return StudyImages(kept, prepared, refused)
+
+    def _study(self, study_id: str) -> dict[str, Any]:
+        with self.store.session(read_only=True) as session:
+            content = session.read("ImagingStudy", study_id).content
+        if content is None:
+            raise NotFound(f"ImagingStudy/{study_id} is deleted")
+        return dict(content)
+
+
+def _study_uid(study: dict[str, Any]) -> str:
+    for identifier in study.get("identifier", []):
+        if identifier.get("system") == DICOM_UID:
+            return str(identifier["value"]).removeprefix("urn:oid:")
+    raise NotAnalysable("The ImagingStudy has no urn:dicom:uid identifier")

@@ -1,0 +1,50 @@
+"""A Grad-CAM heatmap blended over the image the model saw, as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+OVERLAY_SIDE = 512
+OPACITY = 0.45
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def overlay_png(display: FloatArray, heatmap: FloatArray, side: int = OVERLAY_SIDE) -> bytes:
+    """The square centre of ``display`` (H x W in [0, 1]) with ``heatmap`` (h x w in [0, 1])."""
+    gray = _square(display)
+    base = Image.fromarray(np.uint8(np.clip(gray, 0, 1) * 255)).resize(
+        (side, side), Image.Resampling.BILINEAR
+    )
+    heat = Image.fromarray(np.uint8(np.clip(heatmap, 0, 1) * 255)).resize(
+        (side, side), Image.Resampling.BICUBIC
+    )
+    weights = np.asarray(heat, dtype=np.float32) / 255.0
+    colours = _jet(weights)
+    alpha = (OPACITY * np.sqrt(weights))[..., np.newaxis]  # cool regions stay see-through
+    rgb = np.asarray(base.convert("RGB"), dtype=np.float32) / 255.0
+    blended = (1 - alpha) * rgb + alpha * colours
+    buffer = io.BytesIO()
+    Image.fromarray(np.uint8(np.clip(blended, 0, 1) * 255)).save(
+        buffer, format="PNG", optimize=True
+    )
+    return buffer.getvalue()
+
+
+def _square(image: FloatArray) -> FloatArray:
+    rows, cols = image.shape
+    side = min(rows, cols)
+    top, left = (rows - side) // 2, (cols - side) // 2
+    return image[top : top + side, left : left + side]
+
+
+def _jet(values: FloatArray) -> FloatArray:
+    """The 'jet' colour map: blue (0) through green to red (1)."""
+    r = np.clip(1.5 - np.abs(4 * values - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * values - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * values - 1), 0, 1)
+    return np.stack([r, g, b], axis=-1)

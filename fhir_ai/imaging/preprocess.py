@@ -1,0 +1,111 @@
+"""From stored DICOM bytes to a model's input: small composable transforms (workers only).
+
+decode -> one frame -> grayscale -> Modality LUT -> VOI LUT / window -> MONOCHROME1
+inversion -> [0, 1] -> square centre crop -> resize to the model's input size.
+The square crop then resize follows how MedMNIST made its 28x28 training images.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from monai.transforms.compose import Compose
+from monai.transforms.croppad.array import CenterSpatialCrop
+from monai.transforms.intensity.array import ScaleIntensityRangePercentiles
+from monai.transforms.spatial.array import Resize
+from pydicom.dataset import Dataset
+from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
+
+from fhir_ai.errors import DicomRejected
+from fhir_ai.imaging.dicom_parse import read_dataset
+from fhir_ai.imaging.pixel_checks import check_pixels
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImage:
+    """A display-ready image (H x W in [0, 1], bright = dense) and the model's input."""
+
+    display: FloatArray
+    model_input: FloatArray  # 1 x h x w float32 in [0, 1]
+
+
+def decode(data: bytes) -> Dataset:
+    """The data set of stored bytes, with pixel data that decodes (else DicomRejected)."""
+    dataset = read_dataset(data)
+    if "PixelData" not in dataset:
+        raise DicomRejected("The instance has no pixel data to analyse")
+    check_pixels(dataset)
+    return dataset
+
+
+def frame_of(dataset: Dataset) -> FloatArray:
+    """The frame to analyse: the only one, or the middle one of a multi-frame image."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pixels = dataset.pixel_array
+    frames = int(str(dataset.get("NumberOfFrames") or 1))
+    samples = int(dataset.get("SamplesPerPixel", 1))
+    if frames > 1:
+        pixels = pixels[frames // 2]
+    if samples > 1:
+        pixels = to_grayscale(pixels)
+    return np.asarray(pixels)
+
+
+def to_grayscale(rgb: FloatArray) -> FloatArray:
+    """ITU-R BT.601 luma of an RGB frame (pydicom gives YBR as RGB already)."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.asarray(rgb[..., :3].astype(np.float32) @ weights)
+
+
+def to_display(dataset: Dataset, frame: FloatArray) -> FloatArray:
+    """Modality LUT, VOI LUT or window, MONOCHROME1 inversion; float32 in [0, 1]."""
+    values = frame
+    if int(dataset.get("SamplesPerPixel", 1)) == 1:
+        values = apply_modality_lut(values, dataset)
+        if "VOILUTSequence" in dataset or "WindowCenter" in dataset:
+            values = apply_voi_lut(values, dataset, index=0)
+    image = _unit_range(np.asarray(values, dtype=np.float32))
+    if str(dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        image = 1.0 - image
+    return image
+
+
+def model_transform(size: tuple[int, int]) -> Compose:
+    """Square centre crop of the short side, then area resize to ``size`` (channel first)."""
+
+    def square(image: FloatArray) -> FloatArray:
+        side = min(image.shape[-2:])
+        return np.asarray(CenterSpatialCrop((side, side))(image), dtype=np.float32)  # type: ignore[arg-type]
+
+    return Compose(
+        [
+            square,
+            Resize(spatial_size=size, mode="area"),
+            ScaleIntensityRangePercentiles(0.0, 100.0, 0.0, 1.0, clip=True),
+        ]
+    )
+
+
+def prepare(data: bytes, size: tuple[int, int]) -> PreparedImage:
+    """Stored bytes to a display image and the model input of ``size``."""
+    dataset = decode(data)
+    display = to_display(dataset, frame_of(dataset))
+    model_input = np.asarray(model_transform(size)(display[np.newaxis]), dtype=np.float32)
+    return PreparedImage(display=display, model_input=model_input)
+
+
+def _unit_range(values: FloatArray) -> FloatArray:
+    """Scale to [0, 1] between the 0.5th and 99.5th percentiles (robust to burnt-in text)."""
+    low, high = np.percentile(values, [0.5, 99.5])
+    if high <= low:
+        low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros_like(values, dtype=np.float32)
+    scaled: FloatArray = np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    return scaled

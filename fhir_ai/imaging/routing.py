@@ -1,0 +1,118 @@
+"""Which model analyses which image: rules as data (``terminology/imaging/model-routing.json``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fhir_ai.errors import ConfigurationError
+
+ROUTING_FILE = Path("imaging") / "model-routing.json"
+BODY_PARTS_FILE = Path("imaging") / "body-parts.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The model for an image, or why none applies (``model`` is None then)."""
+
+    model: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    model: str
+    modalities: frozenset[str]
+    body_parts: frozenset[str]
+    views: frozenset[str]
+    reason: str
+    report_code: dict[str, Any]
+
+    def matches(self, modality: str, body_part: str, view: str) -> bool:
+        return all(
+            not allowed or value in allowed
+            for value, allowed in (
+                (modality, self.modalities),
+                (body_part, self.body_parts),
+                (view, self.views),
+            )
+        )
+
+
+class ModelRouter:
+    """Routes images to models by Modality, Body Part Examined and View Position."""
+
+    def __init__(self, rules: tuple[_Rule, ...], not_analysed: dict[str, str]) -> None:
+        self._rules = rules
+        self._not_analysed = not_analysed
+
+    @classmethod
+    def load(cls, terminology_dir: Path) -> ModelRouter:
+        """The router of ``<terminology_dir>/imaging/model-routing.json``."""
+        data = _read_json(terminology_dir / ROUTING_FILE)
+        rules = tuple(
+            _Rule(
+                model=rule["model"],
+                modalities=_upper(rule.get("modalities", [])),
+                body_parts=_upper(rule.get("bodyParts", [])),
+                views=_upper(rule.get("views", [])),
+                reason=rule.get("reason", ""),
+                report_code=rule.get("reportCode", {"text": f"AI analysis ({rule['model']})"}),
+            )
+            for rule in data["rules"]
+        )
+        return cls(rules, dict(data.get("notAnalysed", {})))
+
+    def route(
+        self,
+        sop_class_uid: str,
+        modality: str | None,
+        body_part: str | None,
+        view: str | None,
+        is_image: bool = True,
+    ) -> Route:
+        """The model for one image (or the reason it is not analysed)."""
+        if sop_class_uid in self._not_analysed:
+            return Route(None, self._not_analysed[sop_class_uid])
+        if not is_image:
+            return Route(None, "Not an image: the instance has no pixel data")
+        values = [(v or "").strip().upper() for v in (modality, body_part, view)]
+        for rule in self._rules:
+            if rule.matches(*values):
+                return Route(rule.model, rule.reason)
+        return Route(
+            None,
+            f"No model is routed for modality {values[0] or '(none)'}, body part "
+            f"{values[1] or '(none)'}, view {values[2] or '(none)'}",
+        )
+
+    def report_code(self, model: str) -> dict[str, Any]:
+        """The DiagnosticReport.code of ``model``'s results."""
+        for rule in self._rules:
+            if rule.model == model:
+                return rule.report_code
+        return {"text": f"AI analysis ({model})"}
+
+
+def body_site(terminology_dir: Path, body_part: str | None) -> tuple[str, str] | None:
+    """The SNOMED CT (code, display) of a DICOM Body Part Examined term."""
+    if not body_part:
+        return None
+    mapping = _read_json(terminology_dir / BODY_PARTS_FILE)["map"]
+    found = mapping.get(body_part.strip().upper())
+    return (found[0], found[1]) if found else None
+
+
+def _upper(values: list[str]) -> frozenset[str]:
+    return frozenset(v.strip().upper() for v in values)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(
+            f"Cannot read {path.name} under FHIR_AI_TERMINOLOGY_DIR ({type(error).__name__})"
+        ) from error

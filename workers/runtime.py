@@ -1,0 +1,57 @@
+"""What a worker process needs, built once per process from the ``FHIR_AI_*`` settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy import Engine
+
+from fhir_ai.fhir.search.parameters import SearchRegistry
+from fhir_ai.fhir.service import FhirService
+from fhir_ai.fhir.transaction import BundleProcessor
+from fhir_ai.jobs.queue import CeleryJobQueue
+from fhir_ai.jobs.service import JobService
+from fhir_ai.settings import Settings
+from fhir_ai.store.database import create_db_engine
+from fhir_ai.store.repository import ResourceStore
+
+#: Bundles written by workers resolve conditional references against this base.
+WORKER_BASE_URL = "http://localhost/fhir"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRuntime:
+    """The store, FHIR service, Bundle processor and job service of a worker process."""
+
+    settings: Settings
+    engine: Engine
+    store: ResourceStore
+    fhir: FhirService
+    bundles: BundleProcessor
+    jobs: JobService
+
+    def write(self, bundle: dict[str, object]) -> list[str]:
+        """Run a transaction Bundle; the ``Type/id`` of each entry, in order."""
+        response = self.bundles.process(bundle, WORKER_BASE_URL, with_resources=False)
+        return [
+            "/".join(entry["response"]["location"].split("/")[:2]) for entry in response["entry"]
+        ]
+
+
+@cache
+def worker_runtime() -> WorkerRuntime:
+    """This process's runtime (a per-process cache: built on first use)."""
+    settings = Settings()
+    engine = create_db_engine(settings)
+    registry = SearchRegistry.load()
+    store = ResourceStore(engine, registry)
+    fhir = FhirService(registry, settings)
+    return WorkerRuntime(
+        settings=settings,
+        engine=engine,
+        store=store,
+        fhir=fhir,
+        bundles=BundleProcessor(fhir, store),
+        jobs=JobService(store, fhir, CeleryJobQueue(settings)),
+    )
