@@ -27,6 +27,7 @@ from fhir_ai.logging import configure_logging
 from fhir_ai.metrics import create_metrics, register_metrics
 from fhir_ai.security.fhir_access import register_smart_configuration
 from fhir_ai.settings import Settings
+from fhir_ai.store.background import BackgroundWriter
 from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import create_db_engine
 from fhir_ai.store.repository import ResourceStore
@@ -52,8 +53,10 @@ def create_app(
     registry = SearchRegistry.load()
     store = ResourceStore(engine, registry)
     service = FhirService(registry, settings)
+    writer = BackgroundWriter(store)  # audit events and issued cards, off the request path
     app.extensions["fhir_ai.engine"] = engine
     app.extensions["fhir_ai.store"] = store
+    app.extensions["fhir_ai.writer"] = writer
 
     app.register_blueprint(create_fhir_blueprint(service, store, settings), url_prefix="/fhir")
     cds = create_cds_blueprint(
@@ -65,6 +68,7 @@ def create_app(
         build_authenticator(settings),
         HttpFhirReader(),
         CdsStore(engine),
+        writer,
         settings,
     )
     app.register_blueprint(cds, url_prefix="/cds-services")
@@ -73,7 +77,7 @@ def create_app(
     register_smart_configuration(app, settings)
     register_cors(app, settings.cors_origins)
     if settings.audit:
-        register_audit(app, store)
+        register_audit(app, writer)
     register_fhir_error_handlers(app)
     _register_request_logging(app)
     return app

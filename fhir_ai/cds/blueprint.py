@@ -8,13 +8,11 @@ Errors are OperationOutcomes (400, 404, 412); a failed JWT is a bare 401.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any, TypeVar
 
 import orjson
-from flask import Blueprint, Response, after_this_request, g, request
+from flask import Blueprint, Response, g, request
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_ai.audit import audit_context
 from fhir_ai.cds.auth import CdsAuthenticator
@@ -27,7 +25,8 @@ from fhir_ai.errors import FhirAiError, InvalidRequest
 from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.security.cds_jwt import AuthenticationFailed
 from fhir_ai.settings import Settings
-from fhir_ai.store.cds import CdsStore, FeedbackEvent, IssuedCard
+from fhir_ai.store.background import BackgroundWriter
+from fhir_ai.store.cds import CdsStore, FeedbackEvent, IssuedCard, write_issued_cards
 
 logger = logging.getLogger("fhir_ai.cds")
 M = TypeVar("M", CdsRequest, FeedbackRequest)
@@ -39,6 +38,7 @@ def create_cds_blueprint(
     authenticator: CdsAuthenticator,
     reader: FhirReader,
     store: CdsStore,
+    writer: BackgroundWriter,
     settings: Settings,
 ) -> Blueprint:
     """The ``/cds-services`` blueprint."""
@@ -95,12 +95,9 @@ def create_cds_blueprint(
             root_url(),
         )
         response = CdsResponse(cards=service.evaluate(call))
-        issued = [
-            IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
-            for card in response.cards
-        ]
-        if issued:
-            after_this_request(partial(_record_after_response, store, issued))
+        for card in response.cards:  # remembered off the request path, with the audit
+            issued = IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
+            writer.submit(write_issued_cards, issued)
         logger.info(
             "hook call",
             extra={
@@ -143,21 +140,6 @@ def create_cds_blueprint(
         return _json(outcome, error.http_status)
 
     return bp
-
-
-def _record_after_response(
-    store: CdsStore, issued: list[IssuedCard], response: Response
-) -> Response:
-    """Remember the cards once the response is sent: the clinician sees them sooner."""
-
-    def record() -> None:
-        try:
-            store.record_cards(issued)
-        except SQLAlchemyError as error:
-            logger.error("cards not recorded", extra={"error_type": type(error).__name__})
-
-    response.call_on_close(record)
-    return response
 
 
 def _body() -> Any:

@@ -21,8 +21,7 @@ def app(tmp_path: Path) -> Flask:
 
 
 def _events(app: Flask, query: str = "") -> list[dict[str, object]]:
-    if "fhir_ai.audit" in app.extensions:
-        app.extensions["fhir_ai.audit"].flush()
+    app.extensions["fhir_ai.writer"].flush()
     response = app.test_client().get(f"/fhir/AuditEvent?_count=100&{query}")
     return [e["resource"] for e in response.json.get("entry", []) if e["search"]["mode"] == "match"]
 

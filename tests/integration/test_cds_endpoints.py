@@ -261,7 +261,7 @@ def test_feedback_is_stored_once_per_event(app: Flask, token: Callable[..., str]
         headers={"Authorization": token("/cds-services/patient-greeter")},
     )
     card_uuid = call.json["cards"][0]["uuid"]
-    call.close()  # as a WSGI server does: the issued card is recorded then
+    app.extensions["fhir_ai.writer"].flush()  # issued cards are written in the background
     assert CdsStore(app.extensions["fhir_ai.engine"]).card_counts() == {"patient-greeter": 1}
     feedback = {
         "feedback": [

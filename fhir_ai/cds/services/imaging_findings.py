@@ -44,9 +44,10 @@ class ImagingFindingsService:
         patient = call.context.patientId
         problems = problem_list_codes(call.prefetch.get("conditions"))
         since = self.clock() - self.window
-        reports = self.reader.recent_imaging_reports(patient, since, self.max_cards)
-        cards = [report_card(r, patient, call.base_url, problems) for r in reports if r.findings]
-        running = self.reader.running_imaging_analyses(patient)
-        if running:
-            cards.append(pending_card(running))
+        imaging = self.reader.imaging(patient, since, self.max_cards)
+        cards = [
+            report_card(r, patient, call.base_url, problems) for r in imaging.reports if r.findings
+        ]
+        if imaging.running:
+            cards.append(pending_card(imaging.running))
         return cards

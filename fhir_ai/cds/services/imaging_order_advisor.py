@@ -43,9 +43,9 @@ class ImagingOrderAdvisor:
         orders = list(_draft_service_requests(call))
         if not orders:
             return []
-        reports = self.reader.recent_imaging_reports(
+        reports = self.reader.imaging(
             call.context.patientId, self.clock() - self.window, MAX_PRIOR_STUDIES
-        )
+        ).reports
         cards = []
         for order in orders:
             codings = {
