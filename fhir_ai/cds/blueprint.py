@@ -15,8 +15,9 @@ from flask import Blueprint, Response, g, request
 from pydantic import ValidationError
 
 from fhir_ai.audit import audit_context
+from fhir_ai.cds.actions import without_invalid_actions
 from fhir_ai.cds.auth import CdsAuthenticator
-from fhir_ai.cds.models import CdsResponse, describe_validation_error, first_error_path
+from fhir_ai.cds.models import describe_validation_error, first_error_path
 from fhir_ai.cds.prefetch import FhirReader, resolve_prefetch
 from fhir_ai.cds.registry import ServiceRegistry
 from fhir_ai.cds.requests import CdsRequest, FeedbackRequest, parse_context
@@ -94,7 +95,7 @@ def create_cds_blueprint(
             str(hook_request.fhirServer) if hook_request.fhirServer else None,
             root_url(),
         )
-        response = CdsResponse(cards=service.evaluate(call))
+        response = without_invalid_actions(service.evaluate(call), service.id)
         for card in response.cards:  # remembered off the request path, with the audit
             issued = IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
             writer.submit(write_issued_cards, issued)

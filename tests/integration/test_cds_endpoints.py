@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm
 
 from fhir_ai.app import create_app
-from fhir_ai.cds.models import Card, Indicator, Source
+from fhir_ai.cds.models import Card, CdsResponse, Indicator, Source
 from fhir_ai.cds.service import HookCall
 from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import upgrade_schema
@@ -46,19 +46,15 @@ class EchoPatientService:
     version: str = "greeter-1.0"
     calls: list[HookCall] = field(default_factory=list)
 
-    def evaluate(self, call: HookCall) -> list[Card]:
+    def evaluate(self, call: HookCall) -> CdsResponse:
         self.calls.append(call)
         patient = call.prefetch["patient"]
         if patient is None:
-            return []
+            return CdsResponse.no_guidance()
         family = patient["name"][0]["family"]
-        return [
-            Card(
-                summary=f"Hello {family}",
-                indicator=Indicator.INFO,
-                source=Source(label="fhir-ai tests"),
-            )
-        ]
+        source = Source(label="fhir-ai tests")
+        card = Card(summary=f"Hello {family}", indicator=Indicator.INFO, source=source)
+        return CdsResponse(cards=[card])
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhir_ai.fhir.ai_results import IMAGING_ANALYSIS
+from fhir_ai.fhir.resources import validate_resource
 from tests.conftest import build_app, make_settings
 from tests.fhir_helpers import PNEUMONIA, XR_CHEST, ai_report_bundle, post
 
@@ -144,8 +145,21 @@ def test_order_advisor_flags_duplicate_imaging(app: Flask) -> None:
         "entry": [{"resource": order}, {"resource": other}],
     }
     context = {"userId": "Practitioner/1", "patientId": patient, "draftOrders": draft}
-    cards = _call(client, "imaging-order-advisor", "order-sign", context)["cards"]
+    response = _call(client, "imaging-order-advisor", "order-sign", context)
+    cards = response["cards"]
     assert len(cards) == 1 and cards[0]["indicator"] == "info"
     assert "already has an AI result" in cards[0]["summary"]
     select = {**context, "selections": ["ServiceRequest/sr2"]}
     assert _call(client, "imaging-order-advisor", "order-select", select) == {"cards": []}
+
+    # The system action: the whole draft order, with the prior AI report attached.
+    [action] = response["systemActions"]
+    assert action["type"] == "update" and action["description"]
+    updated = action["resource"]
+    assert {k: v for k, v in updated.items() if k != "supportingInfo"} == order
+    [attached] = updated["supportingInfo"]
+    assert attached["reference"] == cards[0]["links"][0]["url"]
+    validate_resource(updated)  # a valid R4 ServiceRequest
+    again = {**context, "draftOrders": {**draft, "entry": [{"resource": updated}]}}
+    repeated = _call(client, "imaging-order-advisor", "order-sign", again)
+    assert len(repeated["cards"]) == 1 and "systemActions" not in repeated

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fhir_ai.cds.models import Card
+from fhir_ai.cds.models import CdsResponse
 from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.conditions import problem_list_codes
@@ -39,7 +39,7 @@ class ImagingFindingsService:
     )
     version: str = "imaging-ai-findings/1"
 
-    def evaluate(self, call: HookCall) -> list[Card]:
+    def evaluate(self, call: HookCall) -> CdsResponse:
         """Cards for the reports of the last ``window``, newest first."""
         patient = call.context.patientId
         problems = problem_list_codes(call.prefetch.get("conditions"))
@@ -50,4 +50,4 @@ class ImagingFindingsService:
         ]
         if imaging.running:
             cards.append(pending_card(imaging.running))
-        return cards
+        return CdsResponse(cards=cards)
