@@ -18,7 +18,7 @@ from fhir_ai.audit import audit_context
 from fhir_ai.cds.actions import without_invalid_actions
 from fhir_ai.cds.auth import CdsAuthenticator
 from fhir_ai.cds.models import describe_validation_error, first_error_path
-from fhir_ai.cds.prefetch import FhirReader, resolve_prefetch
+from fhir_ai.cds.prefetch import FhirReader, fhir_access, resolve_prefetch
 from fhir_ai.cds.registry import ServiceRegistry
 from fhir_ai.cds.requests import CdsRequest, FeedbackRequest, parse_context
 from fhir_ai.cds.service import HookCall
@@ -75,15 +75,18 @@ def create_cds_blueprint(
             )
         context = parse_context(hook_request.hook, hook_request.context)
         audit_context().entities.append(f"Patient/{context.patientId}")
-        authorization = hook_request.fhirAuthorization
+        access = fhir_access(
+            hook_request.fhirServer,
+            hook_request.fhirAuthorization,
+            allow_http=settings.cds_allow_http_fhir_server,
+        )
         prefetch = resolve_prefetch(
             service.prefetch,
             service.required_prefetch,
             context.model_dump(),
             context.prefetch_tokens,
             hook_request.prefetch,
-            str(hook_request.fhirServer) if hook_request.fhirServer else None,
-            authorization.bearer_token() if authorization else None,
+            access,
             reader,
         )
         call = HookCall(

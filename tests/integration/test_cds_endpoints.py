@@ -67,18 +67,31 @@ def service() -> EchoPatientService:
     return EchoPatientService()
 
 
-@pytest.fixture
-def app(tmp_path: Path, key: ec.EllipticCurvePrivateKey, service: EchoPatientService) -> Flask:
+def _app(
+    tmp_path: Path, key: ec.EllipticCurvePrivateKey, service: EchoPatientService, **settings: Any
+) -> Flask:
+    tmp_path.mkdir(exist_ok=True)
     jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1"}
     (tmp_path / "ehr-jwks.json").write_text(json.dumps({"keys": [jwk]}))
     issuers = tmp_path / "issuers.json"
     issuers.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks_file": "ehr-jwks.json"}]}))
-    settings = make_settings(
-        tmp_path, cds_issuers=issuers, public_base_url=ROOT, cors_origins=("https://ehr.example",)
+    app = create_app(
+        make_settings(
+            tmp_path,
+            cds_issuers=issuers,
+            public_base_url=ROOT,
+            cors_origins=("https://ehr.example",),
+            **settings,
+        ),
+        cds_services=[service],
     )
-    app = create_app(settings, cds_services=[service])
     upgrade_schema(app.extensions["fhir_ai.engine"])
     return app
+
+
+@pytest.fixture
+def app(tmp_path: Path, key: ec.EllipticCurvePrivateKey, service: EchoPatientService) -> Flask:
+    return _app(tmp_path, key, service)
 
 
 @pytest.fixture
@@ -156,7 +169,12 @@ def test_null_prefetch_is_known_empty(app: Flask, token: Callable[..., str]) -> 
 
 
 def test_missing_prefetch_is_fetched_from_the_fhir_server(
-    app: Flask, token: Callable[..., str], server_url: str
+    app: Flask,
+    token: Callable[..., str],
+    server_url: str,
+    tmp_path: Path,
+    key: ec.EllipticCurvePrivateKey,
+    service: EchoPatientService,
 ) -> None:
     import requests
 
@@ -176,10 +194,13 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server(
             "subject": "cds-service",
         },
     )
-    auth = token("/cds-services/patient-greeter")
-    response = app.test_client().post(
-        "/cds-services/patient-greeter", json=body, headers={"Authorization": auth}
-    )
+    path = "/cds-services/patient-greeter"
+    refused = app.test_client().post(path, json=body, headers={"Authorization": token(path)})
+    assert refused.status_code == 400  # the token would travel over plain http
+    assert refused.json["issue"][0]["expression"] == ["fhirServer"]
+    assert service.calls == []
+    local_dev = _app(tmp_path / "dev", key, service, cds_allow_http_fhir_server=True)
+    response = local_dev.test_client().post(path, json=body, headers={"Authorization": token(path)})
     assert response.status_code == 200, response.json
     assert response.json["cards"][0]["summary"] == "Hello Fetched"
 
