@@ -30,6 +30,7 @@ _EVENT_TYPE = {
 _INTERACTIONS = "http://hl7.org/fhir/restful-interaction"
 _FHIR_AI_SUBTYPES = "https://fhir-ai.org/fhir/CodeSystem/audit-subtype"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+CDS_CARD_IDS = "https://fhir-ai.org/fhir/NamingSystem/cds-card"
 _UNAUDITED = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration"})
 _ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 
@@ -41,6 +42,7 @@ class AuditContext:
     subtype: str | None = None
     entities: list[str] = field(default_factory=list)
     action: str | None = None
+    cards: list[str] = field(default_factory=list)  # uuids of the CDS cards returned
 
 
 def audit_context() -> AuditContext:
@@ -76,6 +78,14 @@ def _event(status: int, location: str | None) -> dict[str, Any]:
     entities: list[dict[str, Any]] = [
         {"what": {"reference": ref}, "type": {"system": _ENTITY_TYPE, "code": "2"}}
         for ref in dict.fromkeys(context.entities or _path_entity(location))
+    ]
+    entities += [
+        {
+            "what": {"identifier": {"system": CDS_CARD_IDS, "value": card}},
+            "type": {"system": _ENTITY_TYPE, "code": "2"},
+            "description": "CDS Hooks card returned",
+        }
+        for card in context.cards
     ]
     if request.query_string:
         entities.append(

@@ -99,6 +99,7 @@ def create_cds_blueprint(
             root_url(),
         )
         response = without_invalid_actions(service.evaluate(call), service.id)
+        audit_context().cards.extend(card.uuid for card in response.cards)
         for card in response.cards:  # remembered off the request path, with the audit
             issued = IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
             writer.submit(write_issued_cards, issued)
