@@ -15,10 +15,9 @@ the issuer restricts tenants. Scopes come from ``scope`` (space-separated) or ``
 (a list). There is no ``jti`` replay check: access tokens are reusable until they
 expire. Tokens are never logged.
 
-Keys: the shared :class:`KeyResolver` only returns RSA keys (>= 2048 bits, JWK ``alg``
-absent or RS384) and EC P-384 keys. An RSA key verifies RS256 or RS384; a P-384 key
-verifies ES384. ES256 tokens are accepted by the header check but their P-256 keys are
-not served by the resolver, so they fail with "unsupported key" (401) for now.
+Keys: the shared :class:`KeyResolver` returns RSA keys (>= 2048 bits, JWK ``alg`` absent
+or RS384), EC P-256 and EC P-384 keys. An RSA key verifies RS256 or RS384; a P-256 key
+verifies ES256 and a P-384 key ES384, nothing else.
 """
 
 from __future__ import annotations
