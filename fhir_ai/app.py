@@ -65,7 +65,7 @@ def create_app(
             if cds_services is not None
             else default_services(StoreResultsReader(store, service), settings)
         ),
-        build_authenticator(settings),
+        build_authenticator(settings, engine),
         HttpFhirReader(),
         CdsStore(engine),
         writer,
