@@ -92,9 +92,13 @@ from fhir_api import (
 from jwt.algorithms import ECAlgorithm
 
 from fhir_ai.app import create_app
-from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS, INTERPRETATION
+from fhir_ai.fhir.ai_results import IMAGING_ANALYSIS
 from fhir_ai.settings import Settings
 from fhir_ai.store.database import upgrade_schema
+
+if str(ROOT) not in sys.path:  # run as a script: the repository root, for the tests' helpers
+    sys.path.insert(0, str(ROOT))
+from tests.fhir_helpers import SNOMED, ai_report_bundle
 
 SERVICE = "imaging-ai-findings"
 CDS_PATH = f"/cds-services/{SERVICE}"
@@ -105,9 +109,6 @@ KID = "bench-es384"
 JSON_TYPE = "application/json"
 FHIR_JSON = "application/fhir+json"
 
-SNOMED = "http://snomed.info/sct"
-XR_CHEST = {"system": "http://loinc.org", "code": "36643-5", "display": "XR Chest 2 Views"}
-PNEUMONIA = {"system": SNOMED, "code": "233604007", "display": "Pneumonia"}
 PROBLEMS = [  # the prefetched problem list: none of them is the AI finding
     {"system": SNOMED, "code": "38341003", "display": "Hypertensive disorder"},
     {"system": SNOMED, "code": "44054006", "display": "Diabetes mellitus type 2"},
@@ -120,45 +121,8 @@ GOAL_P99_RATIO = 3.0
 
 
 # -- data ------------------------------------------------------------------------------
-def ai_report_bundle(
-    rng: random.Random, patient: str, positive: bool, when: datetime
-) -> dict[str, Any]:
-    """A transaction Bundle: one AI DiagnosticReport with its one Observation."""
-    probability = round(rng.uniform(0.55, 0.99) if positive else rng.uniform(0.01, 0.45), 3)
-    observation_url = f"urn:uuid:{uuid.uuid4()}"
-    observation = {
-        "resourceType": "Observation",
-        "status": "preliminary",
-        "code": {"coding": [PNEUMONIA], "text": "Pneumonia"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "valueQuantity": {"value": probability, "unit": "1"},
-        "interpretation": [
-            {"coding": [{"system": INTERPRETATION, "code": "POS" if positive else "NEG"}]}
-        ],
-        "device": {"display": "pneumonia-cxr 1.0.0"},
-        "note": [{"text": "Trained on 28x28 pediatric chest X-rays."}],
-    }
-    report = {
-        "resourceType": "DiagnosticReport",
-        "meta": {"security": [{"system": AI_ASSERTED[0], "code": AI_ASSERTED[1]}]},
-        "status": "preliminary",
-        "code": {"coding": [XR_CHEST], "text": "Chest X-ray"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "result": [{"reference": observation_url}],
-    }
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {
-                "fullUrl": observation_url,
-                "resource": observation,
-                "request": {"method": "POST", "url": "Observation"},
-            },
-            {"resource": report, "request": {"method": "POST", "url": "DiagnosticReport"}},
-        ],
-    }
+def _probability(rng: random.Random, positive: bool) -> float:
+    return round(rng.uniform(0.55, 0.99) if positive else rng.uniform(0.01, 0.45), 3)
 
 
 @dataclass
@@ -203,7 +167,7 @@ def seed(settings: Settings, reports: int, others: int, seed_value: int) -> Seed
             positive = i % 3 == 0
             positives += positive
             when = now - timedelta(seconds=rng.randrange(3600, WINDOW_SPREAD_S))
-            post("/fhir", ai_report_bundle(rng, patient, positive, when), 200)
+            post("/fhir", ai_report_bundle(patient, _probability(rng, positive), when), 200)
         return positives
 
     heavy = new_patient("Heavy")

@@ -30,6 +30,7 @@ from fhir_ai.logging import configure_logging
 from fhir_ai.metrics import create_metrics, register_metrics
 from fhir_ai.security.fhir_access import register_smart_configuration
 from fhir_ai.settings import Settings
+from fhir_ai.store.background import BackgroundWriter
 from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import create_db_engine
 from fhir_ai.store.repository import ResourceStore
@@ -55,8 +56,10 @@ def create_app(
     registry = SearchRegistry.load()
     store = ResourceStore(engine, registry)
     service = FhirService(registry, settings)
+    writer = BackgroundWriter(store)  # audit events and issued cards, off the request path
     app.extensions["fhir_ai.engine"] = engine
     app.extensions["fhir_ai.store"] = store
+    app.extensions["fhir_ai.writer"] = writer
 
     jobs = JobService(store, service, CeleryJobQueue(settings)) if settings.broker_url else None
     imaging = build_imaging_web(settings, engine, store, service, jobs)
@@ -70,9 +73,10 @@ def create_app(
             if cds_services is not None
             else default_services(StoreResultsReader(store, service), settings)
         ),
-        build_authenticator(settings),
+        build_authenticator(settings, engine),
         HttpFhirReader(),
         CdsStore(engine),
+        writer,
         settings,
     )
     app.register_blueprint(cds, url_prefix="/cds-services")
@@ -81,7 +85,7 @@ def create_app(
     register_smart_configuration(app, settings)
     register_cors(app, settings.cors_origins)
     if settings.audit:
-        register_audit(app, store)
+        register_audit(app, writer)
     register_fhir_error_handlers(app)
     _register_request_logging(app)
     return app

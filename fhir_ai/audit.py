@@ -1,7 +1,7 @@
 """Audit trail: every FHIR access and CDS Hooks call is recorded as a FHIR AuditEvent.
 
-Events are handed to a per-process :class:`~fhir_ai.audit_writer.AuditWriter`, which
-writes them in batches off the request thread, in transactions that do not wait for
+Events are handed to the per-process :class:`~fhir_ai.store.background.BackgroundWriter`,
+which writes them in batches off the request thread, in transactions that do not wait for
 PostgreSQL's WAL flush: auditing never changes what the client sees or waits for (a crash
 may lose the events of the last fraction of a second); a failure to write is logged
 (without PHI), never raised. AuditEvents are stored like any other
@@ -18,8 +18,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from fhir_ai.audit_writer import AuditWriter
-from fhir_ai.store.repository import ResourceStore
+from fhir_ai.store.background import BackgroundWriter
+from fhir_ai.store.repository import StoreSession
 
 logger = logging.getLogger("fhir_ai.audit")
 _EVENT_TYPE = {
@@ -30,6 +30,7 @@ _EVENT_TYPE = {
 _INTERACTIONS = "http://hl7.org/fhir/restful-interaction"
 _FHIR_AI_SUBTYPES = "https://fhir-ai.org/fhir/CodeSystem/audit-subtype"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+CDS_CARD_IDS = "https://fhir-ai.org/fhir/NamingSystem/cds-card"
 _UNAUDITED = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration"})
 _ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 
@@ -41,6 +42,7 @@ class AuditContext:
     subtype: str | None = None
     entities: list[str] = field(default_factory=list)
     action: str | None = None
+    cards: list[str] = field(default_factory=list)  # uuids of the CDS cards returned
 
 
 def audit_context() -> AuditContext:
@@ -51,10 +53,13 @@ def audit_context() -> AuditContext:
     return context
 
 
-def register_audit(app: Flask, store: ResourceStore) -> AuditWriter:
+def write_audit_events(session: StoreSession, events: list[dict[str, Any]]) -> None:
+    """The background writer's sink for AuditEvents: stored like any resource."""
+    session.create_many(events)
+
+
+def register_audit(app: Flask, writer: BackgroundWriter) -> None:
     """Record an AuditEvent for each request under ``/fhir`` and ``/cds-services``."""
-    writer = AuditWriter(store)
-    app.extensions["fhir_ai.audit"] = writer
 
     @app.after_request
     def audit(response: Response) -> Response:
@@ -63,10 +68,8 @@ def register_audit(app: Flask, store: ResourceStore) -> AuditWriter:
         if request.path.rstrip("/") in _UNAUDITED:
             return response
         event = _event(response.status_code, response.headers.get("Location"))
-        writer.submit(event)
+        writer.submit(write_audit_events, event)
         return response
-
-    return writer
 
 
 def _event(status: int, location: str | None) -> dict[str, Any]:
@@ -75,6 +78,14 @@ def _event(status: int, location: str | None) -> dict[str, Any]:
     entities: list[dict[str, Any]] = [
         {"what": {"reference": ref}, "type": {"system": _ENTITY_TYPE, "code": "2"}}
         for ref in dict.fromkeys(context.entities or _path_entity(location))
+    ]
+    entities += [
+        {
+            "what": {"identifier": {"system": CDS_CARD_IDS, "value": card}},
+            "type": {"system": _ENTITY_TYPE, "code": "2"},
+            "description": "CDS Hooks card returned",
+        }
+        for card in context.cards
     ]
     if request.query_string:
         entities.append(

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     cds_result_window_days: int = Field(
         default=30, ge=1, description="How far back CDS cards look for AI results."
     )
+    cds_allow_http_fhir_server: bool = Field(
+        default=False,
+        description=(
+            "Accept a plain-http fhirServer with fhirAuthorization (the access token would "
+            "travel in clear): local development only."
+        ),
+    )
     audit: bool = Field(
         default=True, description="Record every FHIR access and hook call as an AuditEvent."
     )

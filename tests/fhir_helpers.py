@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from fhir_ai.fhir.ai_results import AI_ASSERTED, INTERPRETATION
+
 FHIR_JSON = "application/fhir+json"
+SNOMED = "http://snomed.info/sct"
+XR_CHEST = {"system": "http://loinc.org", "code": "36643-5", "display": "XR Chest 2 Views"}
+PNEUMONIA = {"system": SNOMED, "code": "233604007", "display": "Pneumonia"}
 
 
 def post(client: FlaskClient, path: str, body: Any, **headers: str) -> TestResponse:
@@ -52,3 +58,42 @@ def assert_outcome(response: TestResponse, status: int) -> dict[str, Any]:
     assert body is not None and body["resourceType"] == "OperationOutcome", body
     assert body["issue"][0]["severity"] in ("error", "fatal")
     return body
+
+
+def ai_report_bundle(patient: str, probability: float, when: datetime) -> dict[str, Any]:
+    """A transaction Bundle as the imaging worker writes it (``fhir_ai/fhir/ai_results.py``):
+    one AI chest X-ray DiagnosticReport with one pneumonia Observation, positive from 0.5."""
+    observation_url = f"urn:uuid:{uuid.uuid4()}"
+    observation = {
+        "resourceType": "Observation",
+        "status": "preliminary",
+        "code": {"coding": [PNEUMONIA], "text": "Pneumonia"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "valueQuantity": {"value": probability, "unit": "1"},
+        "interpretation": [
+            {"coding": [{"system": INTERPRETATION, "code": "POS" if probability >= 0.5 else "NEG"}]}
+        ],
+        "device": {"display": "pneumonia-cxr 1.0.0"},
+        "note": [{"text": "Trained on 28x28 pediatric chest X-rays."}],
+    }
+    report = {
+        "resourceType": "DiagnosticReport",
+        "meta": {"security": [{"system": AI_ASSERTED[0], "code": AI_ASSERTED[1]}]},
+        "status": "preliminary",
+        "code": {"coding": [XR_CHEST], "text": "Chest X-ray"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "result": [{"reference": observation_url}],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": observation_url,
+                "resource": observation,
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {"resource": report, "request": {"method": "POST", "url": "DiagnosticReport"}},
+        ],
+    }

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import redis
+from sqlalchemy import Engine
 
 from fhir_ai.security.cds_jwt import (
     CdsJwtVerifier,
     HttpJwksFetcher,
-    InMemoryReplayCache,
     KeyResolver,
     RedisReplayCache,
     ReplayCache,
@@ -17,6 +17,7 @@ from fhir_ai.security.cds_jwt import (
     load_issuers,
 )
 from fhir_ai.settings import Settings
+from fhir_ai.store.replay import SqlReplayCache
 
 logger = logging.getLogger("fhir_ai.cds.auth")
 
@@ -39,7 +40,7 @@ class CdsAuthenticator:
         return self.verifier.verify(authorization, audience)
 
 
-def build_authenticator(settings: Settings) -> CdsAuthenticator:
+def build_authenticator(settings: Settings, engine: Engine) -> CdsAuthenticator:
     """The authenticator the settings ask for (required unless explicitly off)."""
     if settings.cds_auth == "off":
         logger.warning("CDS Hooks authentication is OFF (FHIR_AI_CDS_AUTH=off)")
@@ -50,18 +51,18 @@ def build_authenticator(settings: Settings) -> CdsAuthenticator:
     verifier = CdsJwtVerifier(
         issuers,
         KeyResolver(HttpJwksFetcher()),
-        replay_cache(settings),
+        replay_cache(settings, engine),
         leeway_s=settings.jwt_leeway_s,
     )
     return CdsAuthenticator(verifier)
 
 
-def replay_cache(settings: Settings) -> ReplayCache:
-    """The jti replay cache: Redis when the broker is Redis, else this process's memory."""
+def replay_cache(settings: Settings, engine: Engine) -> ReplayCache:
+    """The jti replay cache: Redis when the broker is Redis, else the application database
+    (shared by every process of the server)."""
     url = settings.broker_url or ""
     if url.startswith(("redis://", "rediss://")):
         return RedisReplayCache(redis.Redis.from_url(url, socket_timeout=2))
     if url.startswith("redis+socket://"):
         return RedisReplayCache(redis.Redis(unix_socket_path=url.removeprefix("redis+socket://")))
-    logger.warning("jti replay cache is per process: configure a Redis broker for several")
-    return InMemoryReplayCache()
+    return SqlReplayCache(engine)

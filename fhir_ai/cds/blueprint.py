@@ -8,18 +8,17 @@ Errors are OperationOutcomes (400, 404, 412); a failed JWT is a bare 401.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any, TypeVar
 
 import orjson
-from flask import Blueprint, Response, after_this_request, g, request
+from flask import Blueprint, Response, g, request
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_ai.audit import audit_context
+from fhir_ai.cds.actions import without_invalid_actions
 from fhir_ai.cds.auth import CdsAuthenticator
-from fhir_ai.cds.models import CdsResponse, describe_validation_error, first_error_path
-from fhir_ai.cds.prefetch import FhirReader, resolve_prefetch
+from fhir_ai.cds.models import describe_validation_error, first_error_path
+from fhir_ai.cds.prefetch import FhirReader, fhir_access, resolve_prefetch
 from fhir_ai.cds.registry import ServiceRegistry
 from fhir_ai.cds.requests import CdsRequest, FeedbackRequest, parse_context
 from fhir_ai.cds.service import HookCall
@@ -27,7 +26,8 @@ from fhir_ai.errors import FhirAiError, InvalidRequest
 from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.security.cds_jwt import AuthenticationFailed
 from fhir_ai.settings import Settings
-from fhir_ai.store.cds import CdsStore, FeedbackEvent, IssuedCard
+from fhir_ai.store.background import BackgroundWriter
+from fhir_ai.store.cds import CdsStore, FeedbackEvent, IssuedCard, write_issued_cards
 
 logger = logging.getLogger("fhir_ai.cds")
 M = TypeVar("M", CdsRequest, FeedbackRequest)
@@ -39,6 +39,7 @@ def create_cds_blueprint(
     authenticator: CdsAuthenticator,
     reader: FhirReader,
     store: CdsStore,
+    writer: BackgroundWriter,
     settings: Settings,
 ) -> Blueprint:
     """The ``/cds-services`` blueprint."""
@@ -74,15 +75,18 @@ def create_cds_blueprint(
             )
         context = parse_context(hook_request.hook, hook_request.context)
         audit_context().entities.append(f"Patient/{context.patientId}")
-        authorization = hook_request.fhirAuthorization
+        access = fhir_access(
+            hook_request.fhirServer,
+            hook_request.fhirAuthorization,
+            allow_http=settings.cds_allow_http_fhir_server,
+        )
         prefetch = resolve_prefetch(
             service.prefetch,
             service.required_prefetch,
             context.model_dump(),
             context.prefetch_tokens,
             hook_request.prefetch,
-            str(hook_request.fhirServer) if hook_request.fhirServer else None,
-            authorization.bearer_token() if authorization else None,
+            access,
             reader,
         )
         call = HookCall(
@@ -94,13 +98,11 @@ def create_cds_blueprint(
             str(hook_request.fhirServer) if hook_request.fhirServer else None,
             root_url(),
         )
-        response = CdsResponse(cards=service.evaluate(call))
-        issued = [
-            IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
-            for card in response.cards
-        ]
-        if issued:
-            after_this_request(partial(_record_after_response, store, issued))
+        response = without_invalid_actions(service.evaluate(call), service.id)
+        audit_context().cards.extend(card.uuid for card in response.cards)
+        for card in response.cards:  # remembered off the request path, with the audit
+            issued = IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
+            writer.submit(write_issued_cards, issued)
         logger.info(
             "hook call",
             extra={
@@ -143,21 +145,6 @@ def create_cds_blueprint(
         return _json(outcome, error.http_status)
 
     return bp
-
-
-def _record_after_response(
-    store: CdsStore, issued: list[IssuedCard], response: Response
-) -> Response:
-    """Remember the cards once the response is sent: the clinician sees them sooner."""
-
-    def record() -> None:
-        try:
-            store.record_cards(issued)
-        except SQLAlchemyError as error:
-            logger.error("cards not recorded", extra={"error_type": type(error).__name__})
-
-    response.call_on_close(record)
-    return response
 
 
 def _body() -> Any:

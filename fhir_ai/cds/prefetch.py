@@ -1,8 +1,11 @@
 """Prefetch: render a service's templates, use what the client sent, fetch what is missing.
 
 CDS Hooks 2.0.1 §Prefetch: a key the client sent with ``null`` is known-empty; a key
-whose value is an OperationOutcome, or a key the client left out, is fetched from
-``fhirServer`` with ``Authorization: Bearer <fhirAuthorization.access_token>``. Paging
+whose value is an OperationOutcome (or a searchset holding one that reports a problem: the
+data may be partial), or a key the client left out, is fetched from ``fhirServer`` with
+``Authorization: Bearer <fhirAuthorization.access_token>``, never without it (rule 61)
+and never after the token's ``expires_in``. An ``http://`` fhirServer is refused with a
+token unless ``FHIR_AI_CDS_ALLOW_HTTP_FHIR_SERVER`` is set (local development). Paging
 follows ``next`` links on the same server only; references to other servers are never
 followed. Required data that cannot be had raises :class:`PrefetchUnavailable` (412).
 The access token is never logged or stored.
@@ -12,13 +15,17 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 
-from fhir_ai.errors import PrefetchUnavailable
-from fhir_ai.fhir.outcome import is_operation_outcome
+from fhir_ai.cds.requests import FhirAuthorization
+from fhir_ai.errors import InvalidRequest, PrefetchUnavailable
+from fhir_ai.fhir.outcome import reports_failure
 
 logger = logging.getLogger("fhir_ai.cds.prefetch")
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
@@ -33,6 +40,37 @@ MAX_PAGES = 10
 
 class FetchFailed(Exception):
     """A FHIR server could not answer a prefetch query."""
+
+
+@dataclass(frozen=True, slots=True)
+class FhirAccess:
+    """The client's FHIR server and the access token to read it with, until ``expires_at``
+    (``time.monotonic()``)."""
+
+    server: str
+    token: str = field(repr=False)
+    expires_at: float
+
+    def check_token(self) -> None:
+        """Raise :class:`FetchFailed` once the token's ``expires_in`` has passed."""
+        if time.monotonic() >= self.expires_at:
+            raise FetchFailed("the fhirAuthorization token has expired")
+
+
+def fhir_access(
+    server: str | None, authorization: FhirAuthorization | None, *, allow_http: bool
+) -> FhirAccess | None:
+    """What the request allows reading: nothing without ``fhirAuthorization``; a plain
+    ``http`` server with a token is a bad request unless ``allow_http``."""
+    if server is None or authorization is None:
+        return None
+    if urlsplit(server).scheme != "https" and not allow_http:
+        raise InvalidRequest(
+            "fhirServer must be an https URL when fhirAuthorization is sent",
+            expression="fhirServer",
+        )
+    expires_at = time.monotonic() + authorization.expires_in
+    return FhirAccess(server.rstrip("/"), authorization.bearer_token(), expires_at)
 
 
 class FhirReader(Protocol):
@@ -102,20 +140,18 @@ def resolve_prefetch(
     context: Mapping[str, Any],
     token_fields: frozenset[str],
     sent: Mapping[str, Any] | None,
-    fhir_server: str | None,
-    access_token: str | None,
+    access: FhirAccess | None,
     reader: FhirReader,
 ) -> dict[str, Any]:
     """Every prefetch key of the service: sent, fetched, or (if optional) left out."""
     resolved: dict[str, Any] = {}
     sent = sent or {}
     for key, template in templates.items():
-        if key in sent and not is_operation_outcome(sent[key]):
+        if key in sent and not reports_failure(sent[key]):
             resolved[key] = sent[key]
             continue
         try:
-            resolved[key] = _fetch(key, template, context, token_fields, fhir_server,
-                                   access_token, reader)  # fmt: skip
+            resolved[key] = _fetch(key, template, context, token_fields, access, reader)
         except PrefetchUnavailable:
             if key in required:
                 raise
@@ -128,21 +164,25 @@ def _fetch(
     template: str,
     context: Mapping[str, Any],
     token_fields: frozenset[str],
-    fhir_server: str | None,
-    access_token: str | None,
+    access: FhirAccess | None,
     reader: FhirReader,
 ) -> dict[str, Any] | None:
-    if not fhir_server:
-        raise PrefetchUnavailable(f"Prefetch '{key}' was not sent and no fhirServer was given")
+    if access is None:
+        raise PrefetchUnavailable(
+            f"Prefetch '{key}' was not sent (or reported a problem) and the request has no "
+            "fhirServer and fhirAuthorization to read it with"
+        )
     relative = render_template(template, context, token_fields)
     if relative is None:
         raise PrefetchUnavailable(f"Prefetch '{key}' needs context the request does not have")
-    base = fhir_server.rstrip("/")
     try:
-        first = reader.get(f"{base}/{relative.lstrip('/')}", access_token)
-        if first is None or first.get("resourceType") != "Bundle":
-            return first
-        return _all_pages(first, base, access_token, reader)
+        access.check_token()
+        first = reader.get(f"{access.server}/{relative.lstrip('/')}", access.token)
+        if first is not None and first.get("resourceType") == "Bundle":
+            first = _all_pages(first, access, reader)
+        if reports_failure(first):
+            raise FetchFailed("the FHIR server reported a problem")
+        return first
     except FetchFailed as error:
         logger.warning("prefetch fetch failed", extra={"prefetch_key": key, "reason": str(error)})
         raise PrefetchUnavailable(
@@ -150,17 +190,16 @@ def _fetch(
         ) from None
 
 
-def _all_pages(
-    bundle: dict[str, Any], base: str, access_token: str | None, reader: FhirReader
-) -> dict[str, Any]:
+def _all_pages(bundle: dict[str, Any], access: FhirAccess, reader: FhirReader) -> dict[str, Any]:
     entries = list(bundle.get("entry", []))
     page = bundle
     for _ in range(MAX_PAGES - 1):
         next_url = next((link.get("url") for link in page.get("link", [])
                          if link.get("relation") == "next"), None)  # fmt: skip
-        if not isinstance(next_url, str) or not next_url.startswith(base + "/"):
+        if not isinstance(next_url, str) or not next_url.startswith(access.server + "/"):
             break  # never follow a link (and send the token) to another server
-        fetched = reader.get(next_url, access_token)
+        access.check_token()
+        fetched = reader.get(next_url, access.token)
         if fetched is None:
             break
         page = fetched

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from fhir_ai.cds.models import Card
+from fhir_ai.cds.models import CdsResponse
 from fhir_ai.cds.requests import HookContext
 
 
@@ -41,8 +41,8 @@ class CdsService(Protocol):
     usage_requirements: str | None
     version: str
 
-    def evaluate(self, call: HookCall) -> list[Card]:
-        """The cards for this call (an empty list means no guidance)."""
+    def evaluate(self, call: HookCall) -> CdsResponse:
+        """The cards (``[]`` means no guidance) and any ``systemActions`` for this call."""
         ...
 
 

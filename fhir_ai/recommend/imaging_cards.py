@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fhir_ai.cds.models import (
     SUMMARY_MAX_CHARS,
+    Action,
+    ActionType,
     Card,
     Indicator,
     Link,
@@ -73,6 +77,24 @@ def duplicate_imaging_card(order_title: str, prior: AiImagingReport, base_url: s
                 type=LinkType.ABSOLUTE,
             )
         ],
+    )
+
+
+def attach_prior_study(
+    order: dict[str, Any], prior: AiImagingReport, base_url: str
+) -> Action | None:
+    """A system action: the whole draft order with the prior AI report added to its
+    ``supportingInfo`` (None when the order already names it, or has no id to update)."""
+    url = f"{base_url}/fhir/DiagnosticReport/{prior.id}"
+    existing = order.get("supportingInfo") or []
+    if not order.get("id") or any(ref.get("reference") == url for ref in existing):
+        return None
+    when = prior.effective.date().isoformat() if prior.effective else "recent"
+    reference = {"reference": url, "display": f"Prior AI-analysed {prior.title} ({when})"}
+    return Action(
+        type=ActionType.UPDATE,
+        description=f"Attach the prior AI-analysed study of {when} to this order",
+        resource={**order, "supportingInfo": [*existing, reference]},
     )
 
 

@@ -17,16 +17,13 @@ allow-listed if configured; ``jti`` not seen before. Tokens are never logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from jwt.api_jws import PyJWS
 
 from fhir_ai.security.jwks import (
@@ -35,6 +32,15 @@ from fhir_ai.security.jwks import (
     JwksFetchError,
     KeyResolver,
     VerificationKey,
+)
+from fhir_ai.security.jwt_claims import (
+    bearer_token,
+    checked_header,
+    loggable,
+    number_claim,
+    signed_claims,
+    string_claim,
+    unverified_claims,
 )
 from fhir_ai.security.replay import InMemoryReplayCache, RedisReplayCache, ReplayCache
 from fhir_ai.security.trust import AuthenticationFailed, TrustedIssuer, load_issuers
@@ -58,45 +64,7 @@ __all__ = [
 log = logging.getLogger("fhir_ai.security")
 
 
-def checked_header(token: str, algorithms: frozenset[str], types: frozenset[str]) -> dict[str, Any]:
-    """The JOSE header of ``token`` if its ``alg``, ``typ`` (upper-cased) and ``kid`` pass."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as error:
-        raise AuthenticationFailed("malformed token") from error
-    if header.get("alg") not in algorithms:
-        raise AuthenticationFailed("disallowed alg")
-    typ = header.get("typ")
-    if typ is not None and (not isinstance(typ, str) or typ.upper() not in types):
-        raise AuthenticationFailed("bad typ")
-    if "crit" in header or "b64" in header:
-        raise AuthenticationFailed("unsupported header")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid or len(kid) > MAX_CLAIM_CHARS:
-        raise AuthenticationFailed("missing kid")
-    return header
-
-
-def signed_claims(jws: PyJWS, token: str, key: VerificationKey, algorithm: str) -> dict[str, Any]:
-    """The claims of ``token`` once its signature verifies with ``key`` under ``algorithm``."""
-    try:
-        payload = jws.decode(token, key=key.key, algorithms=[algorithm])
-        claims = json.loads(payload)
-    except jwt.InvalidSignatureError as error:
-        raise AuthenticationFailed("bad signature") from error
-    except (jwt.PyJWTError, ValueError) as error:
-        raise AuthenticationFailed("malformed token") from error
-    if not isinstance(claims, dict):
-        raise AuthenticationFailed("malformed token")
-    return claims
-
-
 ALLOWED_ALGORITHMS = frozenset({"ES384", "RS384"})
-MAX_TOKEN_CHARS = 16 * 1024
-MAX_CLAIM_CHARS = 512
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_BEARER = re.compile(r"Bearer +(\S+)", re.IGNORECASE)
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
 @dataclass(frozen=True)
@@ -117,31 +85,6 @@ class _Context:
     iss: str | None = None
     kid: str | None = None
     jti: str | None = None
-
-
-def _loggable(value: Any) -> str | None:
-    """Short, printable form of an untrusted header or claim value."""
-    if value is None:
-        return None
-    return _UNPRINTABLE.sub("?", str(value))[:200]
-
-
-def _number(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise AuthenticationFailed(f"bad {name}")
-    return float(value)
-
-
-def _short_string(claims: Mapping[str, Any], name: str) -> str | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > MAX_CLAIM_CHARS:
-        raise AuthenticationFailed(f"bad {name}")
-    return value
 
 
 class CdsJwtVerifier:
@@ -183,24 +126,24 @@ class CdsJwtVerifier:
                 failure.reason,
                 extra={
                     "reason": failure.reason,
-                    "iss": _loggable(context.iss),
-                    "kid": _loggable(context.kid),
-                    "jti": _loggable(context.jti),
+                    "iss": loggable(context.iss),
+                    "kid": loggable(context.kid),
+                    "jti": loggable(context.jti),
                 },
             )
             raise
         log.debug(
             "CDS client JWT accepted",
-            extra={"iss": client.iss, "kid": _loggable(client.kid), "jti": _loggable(client.jti)},
+            extra={"iss": client.iss, "kid": loggable(client.kid), "jti": loggable(client.jti)},
         )
         return client
 
     def _verify(self, header_value: str | None, audience: str, context: _Context) -> VerifiedClient:
-        token = self._bearer_token(header_value)
+        token = bearer_token(header_value)
         header = self._header(token)
         kid: str = header["kid"]
         context.kid = kid
-        unverified = self._unverified_claims(token)
+        unverified = unverified_claims(token)
         context.iss = unverified.get("iss")
         context.jti = unverified.get("jti")
         iss = unverified.get("iss")
@@ -217,31 +160,8 @@ class CdsJwtVerifier:
         return self._check_claims(claims, issuer, kid, audience)
 
     @staticmethod
-    def _bearer_token(header_value: str | None) -> str:
-        if header_value is None or not header_value.strip():
-            raise AuthenticationFailed("missing authorization")
-        match = _BEARER.fullmatch(header_value.strip())
-        if match is None:
-            raise AuthenticationFailed("not a bearer token")
-        token = match.group(1)
-        if len(token) > MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(token):
-            raise AuthenticationFailed("malformed token")
-        return token
-
-    @staticmethod
     def _header(token: str) -> dict[str, Any]:
         return checked_header(token, ALLOWED_ALGORITHMS, frozenset({"JWT"}))
-
-    @staticmethod
-    def _unverified_claims(token: str) -> dict[str, Any]:
-        """The payload before the signature is checked: only to pick the issuer."""
-        try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError as error:
-            raise AuthenticationFailed("malformed token") from error
-        if not isinstance(claims, dict):
-            raise AuthenticationFailed("malformed token")
-        return claims
 
     def _signed_claims(self, token: str, key: VerificationKey) -> dict[str, Any]:
         return signed_claims(self._jws, token, key, key.algorithm)
@@ -251,10 +171,10 @@ class CdsJwtVerifier:
     ) -> VerifiedClient:
         now = self._clock()
         leeway = self._leeway_s
-        exp = _number(claims, "exp")
-        iat = _number(claims, "iat")
-        nbf = _number(claims, "nbf")
-        jti = _short_string(claims, "jti")
+        exp = number_claim(claims, "exp")
+        iat = number_claim(claims, "iat")
+        nbf = number_claim(claims, "nbf")
+        jti = string_claim(claims, "jti")
         if exp is None or iat is None or jti is None:
             raise AuthenticationFailed("missing claim")
         if claims.get("iss") != issuer.iss:
@@ -271,10 +191,10 @@ class CdsJwtVerifier:
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or audience not in audiences:
             raise AuthenticationFailed("bad audience")
-        tenant = _short_string(claims, "tenant")
+        tenant = string_claim(claims, "tenant")
         if issuer.tenants is not None and tenant not in issuer.tenants:
             raise AuthenticationFailed("tenant not allowed")
-        sub = _short_string(claims, "sub")
+        sub = string_claim(claims, "sub")
         if self._replay.seen_before(issuer.iss, jti, math.ceil(exp) + leeway):
             raise AuthenticationFailed("replayed jti")
         return VerifiedClient(iss=issuer.iss, sub=sub, tenant=tenant, jti=jti, kid=kid)

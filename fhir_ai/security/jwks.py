@@ -3,7 +3,9 @@
 ``KeyResolver`` finds the public key named by a JWT's ``kid``. It never fetches a URL
 that is not on the issuer's ``jku`` allow-list, caches each fetched JWKS for a while,
 and refetches at most once a minute per URL when a ``kid`` is unknown (key rotation).
-Only EC P-384 keys (ES384) and RSA keys of at least 2048 bits (RS384) are accepted.
+Only EC P-384 keys (ES384), EC P-256 keys (ES256) and RSA keys of at least 2048 bits
+(RS384) are kept; each verifier decides which of these algorithms it accepts (CDS Hooks:
+ES384 and RS384 only; SMART access tokens also ES256 and RS256).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from fhir_ai.security.trust import (
 
 log = logging.getLogger("fhir_ai.security")
 
-Algorithm = Literal["ES384", "RS384"]
+Algorithm = Literal["ES256", "ES384", "RS384"]
+_CURVES: dict[str, Algorithm] = {"P-256": "ES256", "P-384": "ES384"}
 MIN_RSA_BITS = 2048
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
 
@@ -138,11 +141,11 @@ def _parse_jwk(jwk: Mapping[str, Any]) -> VerificationKey | None:
         return None
     public = {name: value for name, value in jwk.items() if name not in _PRIVATE_MEMBERS}
     try:
-        if jwk.get("kty") == "EC" and jwk.get("crv") == "P-384":
+        if jwk.get("kty") == "EC" and jwk.get("crv") in _CURVES:
             ec_key = ECAlgorithm.from_jwk(public)
             if not isinstance(ec_key, ec.EllipticCurvePublicKey):
                 return None
-            algorithm: Algorithm = "ES384"
+            algorithm: Algorithm = _CURVES[jwk["crv"]]
             key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey = ec_key
         elif jwk.get("kty") == "RSA":
             rsa_key = RSAAlgorithm.from_jwk(public)

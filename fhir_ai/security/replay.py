@@ -2,9 +2,9 @@
 
 ``ReplayCache`` is the port. ``seen_before`` must record and report atomically, so two
 concurrent requests carrying the same token cannot both pass. Adapters: Redis
-(``SET NX EX``; shared by every web process) and in-memory (one process, tests). A SQL
-adapter fits the same port: insert ``(iss, jti, expires_at)`` under a unique key and
-report ``True`` on a unique-constraint violation; delete rows past ``expires_at``.
+(``SET NX EX``; shared by every web process), the application database
+(:class:`fhir_ai.store.replay.SqlReplayCache`, when there is no Redis) and in-memory
+(one process, tests).
 """
 
 from __future__ import annotations

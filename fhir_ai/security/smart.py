@@ -15,10 +15,9 @@ the issuer restricts tenants. Scopes come from ``scope`` (space-separated) or ``
 (a list). There is no ``jti`` replay check: access tokens are reusable until they
 expire. Tokens are never logged.
 
-Keys: the shared :class:`KeyResolver` only returns RSA keys (>= 2048 bits, JWK ``alg``
-absent or RS384) and EC P-384 keys. An RSA key verifies RS256 or RS384; a P-384 key
-verifies ES384. ES256 tokens are accepted by the header check but their P-256 keys are
-not served by the resolver, so they fail with "unsupported key" (401) for now.
+Keys: the shared :class:`KeyResolver` returns RSA keys (>= 2048 bits, JWK ``alg`` absent
+or RS384), EC P-256 and EC P-384 keys. An RSA key verifies RS256 or RS384; a P-256 key
+verifies ES256 and a P-384 key ES384, nothing else.
 """
 
 from __future__ import annotations
@@ -33,15 +32,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
 from fhir_ai.errors import FhirAiError
-from fhir_ai.security.cds_jwt import (
-    CdsJwtVerifier,
-    _loggable,
-    _number,
-    _short_string,
-    checked_header,
-    signed_claims,
-)
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
+from fhir_ai.security.jwt_claims import (
+    bearer_token,
+    checked_header,
+    loggable,
+    number_claim,
+    signed_claims,
+    string_claim,
+    unverified_claims,
+)
 from fhir_ai.security.scopes import ScopeSet
 from fhir_ai.security.trust import AuthenticationFailed, TrustedIssuer, load_issuers
 from fhir_ai.settings import Settings
@@ -132,22 +132,22 @@ class SmartTokenVerifier:
                 failure.reason,
                 extra={
                     "reason": failure.reason,
-                    "iss": _loggable(context.get("iss")),
-                    "kid": _loggable(context.get("kid")),
+                    "iss": loggable(context.get("iss")),
+                    "kid": loggable(context.get("kid")),
                 },
             )
             raise
-        log.debug("SMART access token accepted", extra={"client": _loggable(access.label)})
+        log.debug("SMART access token accepted", extra={"client": loggable(access.label)})
         return access
 
     def _verify(
         self, header_value: str | None, audience: str, context: dict[str, Any]
     ) -> SmartAccess:
-        token = CdsJwtVerifier._bearer_token(header_value)
+        token = bearer_token(header_value)
         header = self._header(token)
         kid: str = header["kid"]
         context["kid"] = kid
-        unverified = CdsJwtVerifier._unverified_claims(token)
+        unverified = unverified_claims(token)
         iss = unverified.get("iss")
         context["iss"] = iss
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
@@ -175,9 +175,9 @@ class SmartTokenVerifier:
     ) -> SmartAccess:
         now = self._clock()
         leeway = self._leeway_s
-        exp = _number(claims, "exp")
-        iat = _number(claims, "iat")
-        nbf = _number(claims, "nbf")
+        exp = number_claim(claims, "exp")
+        iat = number_claim(claims, "iat")
+        nbf = number_claim(claims, "nbf")
         if exp is None:
             raise AuthenticationFailed("missing claim")
         if claims.get("iss") != issuer.iss:
@@ -194,7 +194,7 @@ class SmartTokenVerifier:
             isinstance(item, str) and item.rstrip("/") == audience for item in audiences
         ):
             raise AuthenticationFailed("bad audience")
-        tenant = _short_string(claims, "tenant")
+        tenant = string_claim(claims, "tenant")
         if issuer.tenants is not None and tenant not in issuer.tenants:
             raise AuthenticationFailed("tenant not allowed")
         scope = claims.get("scope")
@@ -204,9 +204,9 @@ class SmartTokenVerifier:
             raise AuthenticationFailed("bad scope")
         return SmartAccess(
             iss=issuer.iss,
-            sub=_short_string(claims, "sub"),
-            client_id=_short_string(claims, "client_id"),
-            scopes=ScopeSet.parse(scope, _short_string(claims, "patient")),
+            sub=string_claim(claims, "sub"),
+            client_id=string_claim(claims, "client_id"),
+            scopes=ScopeSet.parse(scope, string_claim(claims, "patient")),
         )
 
 

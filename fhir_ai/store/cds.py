@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from fhir_ai.store.repository import StoreSession
 from fhir_ai.store.schema import cds_cards, cds_feedback
 
 
@@ -42,6 +43,26 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+def write_issued_cards(session: StoreSession, cards: list[IssuedCard]) -> None:
+    """The background writer's sink for issued cards."""
+    _insert_cards(session.connection, cards)
+
+
+def _insert_cards(connection: Connection, cards: Iterable[IssuedCard]) -> None:
+    rows = [
+        {
+            "card_uuid": c.card_uuid,
+            "service_id": c.service_id,
+            "hook_instance": c.hook_instance,
+            "model_version": c.model_version,
+            "created_at": _now(),
+        }
+        for c in cards
+    ]
+    if rows:
+        connection.execute(insert(cds_cards), rows)
+
+
 class CdsStore:
     """Cards issued and feedback received, in the application database."""
 
@@ -49,24 +70,9 @@ class CdsStore:
         self.engine = engine
 
     def record_cards(self, cards: Iterable[IssuedCard]) -> None:
-        """Remember issued cards (so feedback can name the model version)."""
-        rows = [
-            {
-                "card_uuid": c.card_uuid,
-                "service_id": c.service_id,
-                "hook_instance": c.hook_instance,
-                "model_version": c.model_version,
-                "created_at": _now(),
-            }
-            for c in cards
-        ]
-        if rows:
-            with self.engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    # Card rows only link later feedback to a model version: a crash may
-                    # lose the last few, which is worth not waiting for the WAL flush.
-                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                connection.execute(insert(cds_cards), rows)
+        """Remember issued cards now (the app hands them to the background writer)."""
+        with self.engine.begin() as connection:
+            _insert_cards(connection, cards)
 
     def record_feedback(self, service_id: str, events: Iterable[FeedbackEvent]) -> int:
         """Store feedback idempotently; return how many items were new."""

@@ -110,6 +110,15 @@ cds_cards = Table(
     Column("hook_instance", String(128), nullable=False),
     Column("model_version", String(128), nullable=True),
     Column("created_at", DateTime(timezone=False), nullable=False),
+    Index("ix_cds_card_service", "service_id"),
+)
+
+jwt_replay = Table(
+    "jwt_replay",
+    metadata,
+    Column("key", String(64), primary_key=True),  # sha256 of (iss, jti), hex
+    Column("expires_at", BigInteger, nullable=False),  # epoch seconds
+    Index("ix_jwt_replay_expires", "expires_at"),
 )
 
 cds_feedback = Table(

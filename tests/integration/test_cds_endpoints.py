@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm
 
 from fhir_ai.app import create_app
-from fhir_ai.cds.models import Card, Indicator, Source
+from fhir_ai.cds.models import Card, CdsResponse, Indicator, Source
 from fhir_ai.cds.service import HookCall
 from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import upgrade_schema
@@ -46,19 +46,15 @@ class EchoPatientService:
     version: str = "greeter-1.0"
     calls: list[HookCall] = field(default_factory=list)
 
-    def evaluate(self, call: HookCall) -> list[Card]:
+    def evaluate(self, call: HookCall) -> CdsResponse:
         self.calls.append(call)
         patient = call.prefetch["patient"]
         if patient is None:
-            return []
+            return CdsResponse.no_guidance()
         family = patient["name"][0]["family"]
-        return [
-            Card(
-                summary=f"Hello {family}",
-                indicator=Indicator.INFO,
-                source=Source(label="fhir-ai tests"),
-            )
-        ]
+        source = Source(label="fhir-ai tests")
+        card = Card(summary=f"Hello {family}", indicator=Indicator.INFO, source=source)
+        return CdsResponse(cards=[card])
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +67,31 @@ def service() -> EchoPatientService:
     return EchoPatientService()
 
 
-@pytest.fixture
-def app(tmp_path: Path, key: ec.EllipticCurvePrivateKey, service: EchoPatientService) -> Flask:
+def _app(
+    tmp_path: Path, key: ec.EllipticCurvePrivateKey, service: EchoPatientService, **settings: Any
+) -> Flask:
+    tmp_path.mkdir(exist_ok=True)
     jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1"}
     (tmp_path / "ehr-jwks.json").write_text(json.dumps({"keys": [jwk]}))
     issuers = tmp_path / "issuers.json"
     issuers.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks_file": "ehr-jwks.json"}]}))
-    settings = make_settings(
-        tmp_path, cds_issuers=issuers, public_base_url=ROOT, cors_origins=("https://ehr.example",)
+    app = create_app(
+        make_settings(
+            tmp_path,
+            cds_issuers=issuers,
+            public_base_url=ROOT,
+            cors_origins=("https://ehr.example",),
+            **settings,
+        ),
+        cds_services=[service],
     )
-    app = create_app(settings, cds_services=[service])
     upgrade_schema(app.extensions["fhir_ai.engine"])
     return app
+
+
+@pytest.fixture
+def app(tmp_path: Path, key: ec.EllipticCurvePrivateKey, service: EchoPatientService) -> Flask:
+    return _app(tmp_path, key, service)
 
 
 @pytest.fixture
@@ -160,7 +169,12 @@ def test_null_prefetch_is_known_empty(app: Flask, token: Callable[..., str]) -> 
 
 
 def test_missing_prefetch_is_fetched_from_the_fhir_server(
-    app: Flask, token: Callable[..., str], server_url: str
+    app: Flask,
+    token: Callable[..., str],
+    server_url: str,
+    tmp_path: Path,
+    key: ec.EllipticCurvePrivateKey,
+    service: EchoPatientService,
 ) -> None:
     import requests
 
@@ -180,10 +194,13 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server(
             "subject": "cds-service",
         },
     )
-    auth = token("/cds-services/patient-greeter")
-    response = app.test_client().post(
-        "/cds-services/patient-greeter", json=body, headers={"Authorization": auth}
-    )
+    path = "/cds-services/patient-greeter"
+    refused = app.test_client().post(path, json=body, headers={"Authorization": token(path)})
+    assert refused.status_code == 400  # the token would travel over plain http
+    assert refused.json["issue"][0]["expression"] == ["fhirServer"]
+    assert service.calls == []
+    local_dev = _app(tmp_path / "dev", key, service, cds_allow_http_fhir_server=True)
+    response = local_dev.test_client().post(path, json=body, headers={"Authorization": token(path)})
     assert response.status_code == 200, response.json
     assert response.json["cards"][0]["summary"] == "Hello Fetched"
 
@@ -261,7 +278,7 @@ def test_feedback_is_stored_once_per_event(app: Flask, token: Callable[..., str]
         headers={"Authorization": token("/cds-services/patient-greeter")},
     )
     card_uuid = call.json["cards"][0]["uuid"]
-    call.close()  # as a WSGI server does: the issued card is recorded then
+    app.extensions["fhir_ai.writer"].flush()  # issued cards are written in the background
     assert CdsStore(app.extensions["fhir_ai.engine"]).card_counts() == {"patient-greeter": 1}
     feedback = {
         "feedback": [

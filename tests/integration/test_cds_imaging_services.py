@@ -11,58 +11,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS, INTERPRETATION
+from fhir_ai.fhir.ai_results import IMAGING_ANALYSIS
+from fhir_ai.fhir.resources import validate_resource
 from tests.conftest import build_app, make_settings
-from tests.fhir_helpers import post
+from tests.fhir_helpers import PNEUMONIA, XR_CHEST, ai_report_bundle, post
 
 pytestmark = pytest.mark.integration
-SNOMED = "http://snomed.info/sct"
-XR_CHEST = {"system": "http://loinc.org", "code": "36643-5", "display": "XR Chest 2 Views"}
-PNEUMONIA = {"system": SNOMED, "code": "233604007", "display": "Pneumonia"}
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:
     return build_app(make_settings(tmp_path, cds_auth="off", public_base_url="https://ai.example"))
-
-
-def _ai_report_bundle(patient: str, probability: float, days_ago: int) -> dict[str, Any]:
-    when = (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    observation_url = f"urn:uuid:{uuid.uuid4()}"
-    positive = probability >= 0.5
-    observation = {
-        "resourceType": "Observation",
-        "status": "preliminary",
-        "code": {"coding": [PNEUMONIA], "text": "Pneumonia"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "valueQuantity": {"value": probability, "unit": "1"},
-        "interpretation": [
-            {"coding": [{"system": INTERPRETATION, "code": "POS" if positive else "NEG"}]}
-        ],
-        "device": {"display": "pneumonia-cxr 1.0.0"},
-        "note": [{"text": "Trained on 28x28 pediatric chest X-rays."}],
-    }
-    report = {
-        "resourceType": "DiagnosticReport",
-        "meta": {"security": [{"system": AI_ASSERTED[0], "code": AI_ASSERTED[1]}]},
-        "status": "preliminary",
-        "code": {"coding": [XR_CHEST], "text": "Chest X-ray"},
-        "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": when,
-        "result": [{"reference": observation_url}],
-    }
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {
-                "fullUrl": observation_url,
-                "resource": observation,
-                "request": {"method": "POST", "url": "Observation"},
-            },
-            {"resource": report, "request": {"method": "POST", "url": "DiagnosticReport"}},
-        ],
-    }
 
 
 def _patient(client: FlaskClient) -> str:
@@ -71,9 +30,8 @@ def _patient(client: FlaskClient) -> str:
 
 
 def _seed(client: FlaskClient, patient: str, probability: float, days_ago: int = 1) -> None:
-    assert (
-        post(client, "/fhir", _ai_report_bundle(patient, probability, days_ago)).status_code == 200
-    )
+    when = datetime.now(UTC) - timedelta(days=days_ago)
+    assert post(client, "/fhir", ai_report_bundle(patient, probability, when)).status_code == 200
 
 
 def _call(
@@ -187,8 +145,21 @@ def test_order_advisor_flags_duplicate_imaging(app: Flask) -> None:
         "entry": [{"resource": order}, {"resource": other}],
     }
     context = {"userId": "Practitioner/1", "patientId": patient, "draftOrders": draft}
-    cards = _call(client, "imaging-order-advisor", "order-sign", context)["cards"]
+    response = _call(client, "imaging-order-advisor", "order-sign", context)
+    cards = response["cards"]
     assert len(cards) == 1 and cards[0]["indicator"] == "info"
     assert "already has an AI result" in cards[0]["summary"]
     select = {**context, "selections": ["ServiceRequest/sr2"]}
     assert _call(client, "imaging-order-advisor", "order-select", select) == {"cards": []}
+
+    # The system action: the whole draft order, with the prior AI report attached.
+    [action] = response["systemActions"]
+    assert action["type"] == "update" and action["description"]
+    updated = action["resource"]
+    assert {k: v for k, v in updated.items() if k != "supportingInfo"} == order
+    [attached] = updated["supportingInfo"]
+    assert attached["reference"] == cards[0]["links"][0]["url"]
+    validate_resource(updated)  # a valid R4 ServiceRequest
+    again = {**context, "draftOrders": {**draft, "entry": [{"resource": updated}]}}
+    repeated = _call(client, "imaging-order-advisor", "order-sign", again)
+    assert len(repeated["cards"]) == 1 and "systemActions" not in repeated

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import pytest
 import requests
 
-from fhir_ai.cds.prefetch import HttpFhirReader, render_template, resolve_prefetch
-from fhir_ai.errors import PrefetchUnavailable
+from fhir_ai.cds.prefetch import (
+    FhirAccess,
+    HttpFhirReader,
+    fhir_access,
+    render_template,
+    resolve_prefetch,
+)
+from fhir_ai.cds.requests import FhirAuthorization
+from fhir_ai.errors import InvalidRequest, PrefetchUnavailable
 
 pytestmark = pytest.mark.integration
 TOKENS = frozenset({"userId", "patientId", "encounterId"})
@@ -30,6 +38,10 @@ class RecordingReader(HttpFhirReader):
     def get(self, url: str, access_token: str | None) -> dict[str, Any] | None:
         self.calls.append((url, access_token))
         return super().get(url, access_token)
+
+
+def _access(server: str, token: str = "tok", seconds: float = 300) -> FhirAccess:
+    return FhirAccess(server, token, time.monotonic() + seconds)
 
 
 def _seed(server_url: str) -> str:
@@ -55,7 +67,7 @@ def test_missing_keys_are_fetched_with_the_token_and_pages_followed(server_url: 
     context = {"userId": "PractitionerRole/r1", "patientId": patient}
     resolved = resolve_prefetch(
         TEMPLATES, frozenset({"patient", "reports"}), context, TOKENS,
-        sent={"user": None}, fhir_server=server_url, access_token="tok-123", reader=reader,
+        sent={"user": None}, access=_access(server_url, "tok-123"), reader=reader,
     )  # fmt: skip
     assert resolved["patient"]["id"] == patient
     assert len(resolved["reports"]["entry"]) == 5  # three pages of two, merged
@@ -71,19 +83,89 @@ def test_operation_outcome_values_are_refetched_and_sent_values_used(server_url:
     sent = {"patient": outcome, "reports": {"resourceType": "Bundle", "type": "searchset"}}
     resolved = resolve_prefetch(
         TEMPLATES, frozenset({"patient"}), {"patientId": patient}, TOKENS,
-        sent=sent, fhir_server=server_url, access_token=None, reader=reader,
+        sent=sent, access=_access(server_url), reader=reader,
     )  # fmt: skip
     assert resolved["patient"]["resourceType"] == "Patient"
     assert resolved["reports"] == sent["reports"]
     assert "user" not in resolved  # optional, and no userId to render it with
-    assert [url for url, _ in reader.calls] == [f"{server_url}/Patient/{patient}"]
+    assert reader.calls == [(f"{server_url}/Patient/{patient}", "tok")]
+
+
+def test_outcomes_inside_a_searchset_mean_partial_data(server_url: str) -> None:
+    patient = _seed(server_url)
+
+    def searchset(severity: str) -> dict[str, Any]:
+        outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": severity}]}
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": outcome, "search": {"mode": "outcome"}}],
+        }
+
+    reader = RecordingReader()
+    resolved = resolve_prefetch(
+        {"reports": TEMPLATES["reports"]}, frozenset({"reports"}), {"patientId": patient},
+        TOKENS, sent={"reports": searchset("error")}, access=_access(server_url), reader=reader,
+    )  # fmt: skip
+    assert len(resolved["reports"]["entry"]) == 5  # refetched, not taken as complete
+    informational = searchset("information")
+    kept = resolve_prefetch(
+        {"reports": TEMPLATES["reports"]}, frozenset({"reports"}), {"patientId": patient},
+        TOKENS, sent={"reports": informational}, access=None, reader=reader,
+    )  # fmt: skip
+    assert kept == {"reports": informational}
+
+    class PartialReader:
+        def get(self, url: str, access_token: str | None) -> dict[str, Any] | None:
+            return searchset("warning")
+
+    with pytest.raises(PrefetchUnavailable):  # fetched, and the server says it is partial
+        resolve_prefetch(
+            {"reports": TEMPLATES["reports"]}, frozenset({"reports"}), {"patientId": patient},
+            TOKENS, sent=None, access=_access("https://ehr.example/fhir"), reader=PartialReader(),
+        )  # fmt: skip
+
+
+def test_no_token_or_an_expired_one_means_no_fetch(server_url: str) -> None:
+    patient = _seed(server_url)
+    for access in (None, _access(server_url, seconds=-1)):
+        reader = RecordingReader()
+        with pytest.raises(PrefetchUnavailable):
+            resolve_prefetch(
+                TEMPLATES, frozenset({"patient"}), {"patientId": patient}, TOKENS,
+                sent=None, access=access, reader=reader,
+            )  # fmt: skip
+        assert reader.calls == []
+
+
+def test_fhir_access_needs_a_token_and_https() -> None:
+    authorization = FhirAuthorization.model_validate(
+        {
+            "access_token": "secret",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/Patient.read",
+            "subject": "cds-service",
+        }
+    )
+    assert fhir_access("https://ehr.example/fhir", None, allow_http=False) is None
+    access = fhir_access("https://ehr.example/fhir/", authorization, allow_http=False)
+    assert access is not None and access.server == "https://ehr.example/fhir"
+    assert "secret" not in repr(access)
+    with pytest.raises(InvalidRequest) as refused:
+        fhir_access("http://ehr.example/fhir", authorization, allow_http=False)
+    assert refused.value.expression == "fhirServer"
+    assert fhir_access("http://127.0.0.1:8080/fhir", authorization, allow_http=True) is not None
+    expired = authorization.model_copy(update={"expires_in": 0})
+    stale = fhir_access("https://ehr.example/fhir", expired, allow_http=False)
+    assert stale is not None and stale.expires_at <= time.monotonic()
 
 
 def test_unknown_resource_is_known_empty(server_url: str) -> None:
     resolved = resolve_prefetch(
         {"patient": "Patient/{{context.patientId}}"}, frozenset({"patient"}),
-        {"patientId": "nope"}, TOKENS, sent=None, fhir_server=server_url,
-        access_token=None, reader=HttpFhirReader(),
+        {"patientId": "nope"}, TOKENS, sent=None, access=_access(server_url),
+        reader=HttpFhirReader(),
     )  # fmt: skip
     assert resolved == {"patient": None}
 
@@ -96,7 +178,8 @@ def test_server_down_or_absent_is_412() -> None:
         with pytest.raises(PrefetchUnavailable) as caught:
             resolve_prefetch(
                 TEMPLATES, frozenset({"patient"}), {"patientId": "p1"}, TOKENS, sent=None,
-                fhir_server=server, access_token="secret-token", reader=HttpFhirReader(timeout_s=1),
+                access=_access(server, "secret-token") if server else None,
+                reader=HttpFhirReader(timeout_s=1),
             )  # fmt: skip
         assert caught.value.http_status == 412
         assert "secret-token" not in str(caught.value)
@@ -116,7 +199,7 @@ def test_next_links_to_other_servers_are_not_followed() -> None:
     reader = FakeReader()
     resolved = resolve_prefetch(
         {"obs": "Observation?patient={{context.patientId}}"}, frozenset(), {"patientId": "p"},
-        TOKENS, sent=None, fhir_server="https://ehr.example/fhir", access_token="t", reader=reader,
+        TOKENS, sent=None, access=_access("https://ehr.example/fhir"), reader=reader,
     )  # fmt: skip
     assert reader.urls == ["https://ehr.example/fhir/Observation?patient=p"]
     assert len(resolved["obs"]["entry"]) == 1

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fhir_ai.cds.models import Card
+from fhir_ai.cds.models import CdsResponse
 from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.conditions import problem_list_codes
@@ -39,14 +39,15 @@ class ImagingFindingsService:
     )
     version: str = "imaging-ai-findings/1"
 
-    def evaluate(self, call: HookCall) -> list[Card]:
+    def evaluate(self, call: HookCall) -> CdsResponse:
         """Cards for the reports of the last ``window``, newest first."""
         patient = call.context.patientId
         problems = problem_list_codes(call.prefetch.get("conditions"))
         since = self.clock() - self.window
-        reports = self.reader.recent_imaging_reports(patient, since, self.max_cards)
-        cards = [report_card(r, patient, call.base_url, problems) for r in reports if r.findings]
-        running = self.reader.running_imaging_analyses(patient)
-        if running:
-            cards.append(pending_card(running))
-        return cards
+        imaging = self.reader.imaging(patient, since, self.max_cards)
+        cards = [
+            report_card(r, patient, call.base_url, problems) for r in imaging.reports if r.findings
+        ]
+        if imaging.running:
+            cards.append(pending_card(imaging.running))
+        return CdsResponse(cards=cards)

@@ -7,20 +7,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from fhir_ai.cds.models import Card
+from fhir_ai.cds.models import Action, Card, CdsResponse
 from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
-from fhir_ai.recommend.imaging_cards import duplicate_imaging_card
+from fhir_ai.recommend.imaging_cards import attach_prior_study, duplicate_imaging_card
 
 MAX_PRIOR_STUDIES = 50
 
 
 @dataclass
 class ImagingOrderAdvisor:
-    """An info card when a drafted imaging order matches a recent AI-analysed study.
+    """An info card when a drafted imaging order matches a recent AI-analysed study, and a
+    system action attaching that study to the draft order as ``supportingInfo``.
 
     A draft ServiceRequest matches a report when its ``code`` shares a coding with the
-    report's ``code`` (the imaging procedure), within ``window``.
+    report's ``code`` (the imaging procedure), within ``window``. The system action only
+    adds a reference (what the study is about, who ordered it and whether it is signed do
+    not change), so the EHR may apply it without asking; whether to repeat the study stays
+    the clinician's decision, which the card informs.
     """
 
     reader: AiResultsReader
@@ -31,31 +35,37 @@ class ImagingOrderAdvisor:
     title: str = "Duplicate imaging advisor"
     description: str = (
         "When an imaging order is drafted, tells whether the patient already has a recent "
-        "study of the same kind analysed by AI, with that result, to avoid duplicate imaging."
+        "study of the same kind analysed by AI, with that result, to avoid duplicate imaging; "
+        "proposes (as a system action) to attach that prior result to the draft order."
     )
     prefetch: Mapping[str, str] = field(default_factory=dict)
     required_prefetch: frozenset[str] = frozenset()
     usage_requirements: str | None = None
-    version: str = "imaging-order-advisor/1"
+    version: str = "imaging-order-advisor/2"
 
-    def evaluate(self, call: HookCall) -> list[Card]:
-        """At most one card per drafted imaging order."""
+    def evaluate(self, call: HookCall) -> CdsResponse:
+        """At most one card and one system action per drafted imaging order."""
         orders = list(_draft_service_requests(call))
         if not orders:
-            return []
-        reports = self.reader.recent_imaging_reports(
+            return CdsResponse.no_guidance()
+        reports = self.reader.imaging(
             call.context.patientId, self.clock() - self.window, MAX_PRIOR_STUDIES
-        )
-        cards = []
+        ).reports
+        cards: list[Card] = []
+        actions: list[Action] = []
         for order in orders:
             codings = {
                 (c.get("system"), c.get("code")) for c in order.get("code", {}).get("coding", [])
             }
             prior = next((r for r in reports if r.codings & codings), None)
-            if prior is not None:
-                title = order.get("code", {}).get("text") or prior.title
-                cards.append(duplicate_imaging_card(title, prior, call.base_url))
-        return cards
+            if prior is None:
+                continue
+            title = order.get("code", {}).get("text") or prior.title
+            cards.append(duplicate_imaging_card(title, prior, call.base_url))
+            action = attach_prior_study(order, prior, call.base_url)
+            if action is not None:
+                actions.append(action)
+        return CdsResponse(cards=cards, systemActions=actions)
 
 
 def _draft_service_requests(call: HookCall) -> Iterator[dict[str, Any]]:

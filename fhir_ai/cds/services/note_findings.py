@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fhir_ai.cds.models import Card
+from fhir_ai.cds.models import CdsResponse
 from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.conditions import problem_list_codes
@@ -39,7 +39,7 @@ class NoteFindingsService:
     )
     version: str = "note-findings/1"
 
-    def evaluate(self, call: HookCall) -> list[Card]:
+    def evaluate(self, call: HookCall) -> CdsResponse:
         """No card when the problem list already has every affirmed problem."""
         problems = problem_list_codes(call.prefetch.get("conditions"))
         if problems is None:
@@ -49,4 +49,4 @@ class NoteFindingsService:
             patient, self.clock() - self.window, MAX_FINDINGS
         )
         missing = missing_problems(findings, problems)
-        return [problems_card(missing, patient)] if missing else []
+        return CdsResponse(cards=[problems_card(missing, patient)] if missing else [])

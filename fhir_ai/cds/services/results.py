@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS, AiImagingReport, read_report
+from fhir_ai.fhir.ai_results import AI_ASSERTED, AiImagingReport, read_report
 from fhir_ai.fhir.nlp_results import NLP_FINDING, NoteFinding, read_finding
 from fhir_ai.fhir.service import FhirService
+from fhir_ai.store.ai_results import read_imaging_results
 from fhir_ai.store.repository import ResourceStore
+
+
+@dataclass(frozen=True, slots=True)
+class PatientImaging:
+    """A patient's recent AI imaging reports (newest first) and running analyses."""
+
+    reports: list[AiImagingReport]
+    running: int
 
 
 class AiResultsReader(Protocol):
     """Read-only access to stored AI results of a patient."""
 
-    def recent_imaging_reports(
-        self, patient_id: str, since: datetime, limit: int
-    ) -> list[AiImagingReport]:
-        """Up to ``limit`` AI imaging reports of studies at or after ``since``, newest first."""
-        ...
-
-    def running_imaging_analyses(self, patient_id: str) -> int:
-        """How many imaging analyses of the patient are requested or in progress."""
+    def imaging(self, patient_id: str, since: datetime, limit: int) -> PatientImaging:
+        """Up to ``limit`` AI imaging reports of studies at or after ``since``, newest
+        first, and how many imaging analyses are requested or in progress."""
         ...
 
     def recent_note_findings(
@@ -38,39 +43,15 @@ class StoreResultsReader:
         self.store = store
         self.service = service
 
-    def recent_imaging_reports(
-        self, patient_id: str, since: datetime, limit: int
-    ) -> list[AiImagingReport]:
-        """Search ``DiagnosticReport?patient&_security=AIAST&date=ge`` with results included."""
-        params = [
-            ("patient", f"Patient/{patient_id}"),
-            ("_security", "|".join(AI_ASSERTED)),
-            ("date", "ge" + since.strftime("%Y-%m-%dT%H:%M:%SZ")),
-            ("_include", "DiagnosticReport:result"),
-            ("_sort", "-date"),
-            ("_count", str(limit)),
-        ]
-        query = self.service.parse_search("DiagnosticReport", params, strict=True)
+    def imaging(self, patient_id: str, since: datetime, limit: int) -> PatientImaging:
+        """One fixed-shape statement (:mod:`fhir_ai.store.ai_results`) in one transaction:
+        what ``DiagnosticReport?patient&_security=AIAST&date=ge&_include=result&_sort=-date``
+        and a ``Task?patient&code&status&_summary=count`` would find."""
         with self.store.session(read_only=True) as session:
-            result = session.search(query, "")
-        observations = {
-            f"Observation/{r.id}": r.content
-            for r in result.included
-            if r.resource_type == "Observation" and r.content is not None
-        }
-        return [read_report(m.content, observations) for m in result.matches if m.content]
-
-    def running_imaging_analyses(self, patient_id: str) -> int:
-        """Count the patient's imaging-analysis Tasks that have not ended."""
-        params = [
-            ("patient", f"Patient/{patient_id}"),
-            ("code", "|".join(IMAGING_ANALYSIS)),
-            ("status", "requested,accepted,in-progress"),
-            ("_summary", "count"),
-        ]
-        query = self.service.parse_search("Task", params, strict=True)
-        with self.store.session(read_only=True) as session:
-            return session.search(query, "").total or 0
+            rows = read_imaging_results(session.connection, patient_id, since, limit)
+        return PatientImaging(
+            [read_report(report, rows.observations) for report in rows.reports], rows.running
+        )
 
     def recent_note_findings(
         self, patient_id: str, since: datetime, limit: int

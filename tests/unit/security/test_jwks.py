@@ -24,17 +24,20 @@ from fhir_ai.security.jwks import parse_jwks
 from .conftest import ISS, JKU, FakeClock, FakeFetcher, public_jwk
 
 
-def test_parse_keeps_only_p384_and_rsa_2048(
+def test_parse_keeps_only_p256_p384_and_rsa_2048(
     ec_key: ec.EllipticCurvePrivateKey, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     small_rsa = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     p256 = ec.generate_private_key(ec.SECP256R1())
+    p521 = ec.generate_private_key(ec.SECP521R1())
     document = {
         "keys": [
             public_jwk(ec_key, "ec"),
             public_jwk(rsa_key, "rsa"),
             public_jwk(small_rsa, "small"),
             public_jwk(p256, "p256"),
+            public_jwk(p521, "p521"),
+            {**public_jwk(p256, "p256-as-es384"), "alg": "ES384"},
             {**public_jwk(rsa_key, "rs256"), "alg": "RS256"},
             {**public_jwk(ec_key, "enc"), "use": "enc"},
             {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
@@ -49,8 +52,11 @@ def test_parse_keeps_only_p384_and_rsa_2048(
     assert {kid: key.algorithm for kid, key in keyset.keys.items()} == {
         "ec": "ES384",
         "rsa": "RS384",
+        "p256": "ES256",
     }
-    assert keyset.unsupported == {"small", "p256", "rs256", "enc", "hmac", "broken", "twice"}
+    assert keyset.unsupported == {
+        "small", "p521", "p256-as-es384", "rs256", "enc", "hmac", "broken", "twice"
+    }  # fmt: skip
 
 
 def test_private_jwk_yields_only_the_public_key(ec_key: ec.EllipticCurvePrivateKey) -> None:

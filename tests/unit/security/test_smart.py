@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from fhir_ai.security.cds_jwt import CdsJwtVerifier, InMemoryReplayCache
 from fhir_ai.security.jwks import KeyResolver
 from fhir_ai.security.smart import (
     SmartTokenVerifier,
@@ -15,7 +18,15 @@ from fhir_ai.security.smart import (
 )
 from fhir_ai.security.trust import AuthenticationFailed, TrustedIssuer
 from fhir_ai.settings import Settings
-from tests.unit.security.conftest import ISS, NOW, FakeClock, FakeFetcher, bearer, sign
+from tests.unit.security.conftest import (
+    ISS,
+    NOW,
+    FakeClock,
+    FakeFetcher,
+    bearer,
+    public_jwk,
+    sign,
+)
 
 FHIR = "https://fhir.example/fhir"
 
@@ -115,6 +126,25 @@ def test_algorithm_must_fit_the_key(
     with pytest.raises(AuthenticationFailed) as failure:
         smart.verify(bearer(sign(key, alg, kid, access_claims())), FHIR)
     assert failure.value.reason == reason
+
+
+def test_es256_tokens_verify_with_a_p256_key(
+    tmp_path: Path, fetcher: FakeFetcher, clock: FakeClock
+) -> None:
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    keys = tmp_path / "smart-jwks.json"
+    keys.write_text(json.dumps({"keys": [public_jwk(p256, "es256-1")]}))
+    issuer = TrustedIssuer(iss=ISS, jwks_file=keys)
+    smart = SmartTokenVerifier({ISS: issuer}, KeyResolver(fetcher, clock=clock), clock=clock)
+    assert smart.verify(bearer(sign(p256, "ES256", "es256-1", access_claims())), FHIR).iss == ISS
+    with pytest.raises(AuthenticationFailed) as failure:  # the P-256 key is for ES256 only
+        smart.verify(bearer(sign(ec.generate_private_key(ec.SECP384R1()), "ES384", "es256-1",
+                                 access_claims())), FHIR)  # fmt: skip
+    assert failure.value.reason == "alg does not match key"
+    cds = CdsJwtVerifier({ISS: issuer}, KeyResolver(fetcher, clock=clock), InMemoryReplayCache())
+    with pytest.raises(AuthenticationFailed) as refused:  # CDS Hooks: ES384/RS384 only
+        cds.verify(bearer(sign(p256, "ES256", "es256-1")), "https://cds.example/cds-services")
+    assert refused.value.reason == "disallowed alg"
 
 
 def test_access_token_typ(smart: SmartTokenVerifier, ec_key: ec.EllipticCurvePrivateKey) -> None:

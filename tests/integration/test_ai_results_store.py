@@ -1,0 +1,81 @@
+"""The fixed-shape AI imaging read (``fhir_ai/store/ai_results.py``) on both backends:
+what the equivalent FHIR searches would find, in one statement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from fhir_ai.fhir.ai_results import IMAGING_ANALYSIS
+from fhir_ai.store.ai_results import read_imaging_results
+from tests.fhir_helpers import ai_report_bundle, create, new_patient, post
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _report(client: FlaskClient, patient: str, probability: float, days_ago: float) -> str:
+    response = post(
+        client, "/fhir", ai_report_bundle(patient, probability, NOW - timedelta(days=days_ago))
+    )
+    assert response.status_code == 200, response.json
+    location = response.json["entry"][1]["response"]["location"]
+    return str(location.split("/")[1])
+
+
+def _task(client: FlaskClient, patient: str, status: str) -> None:
+    code = {"coding": [{"system": IMAGING_ANALYSIS[0], "code": IMAGING_ANALYSIS[1]}]}
+    task = {"resourceType": "Task", "status": status, "intent": "order", "code": code}
+    create(client, {**task, "for": {"reference": f"Patient/{patient}"}})
+
+
+def _read(app: Flask, patient: str, days: int, limit: int) -> tuple[list[str], set[str], int]:
+    since = (NOW - timedelta(days=days)).replace(tzinfo=None)
+    with app.extensions["fhir_ai.store"].session(read_only=True) as session:
+        rows = read_imaging_results(session.connection, patient, since, limit)
+    return [r["id"] for r in rows.reports], set(rows.observations), rows.running
+
+
+def test_newest_ai_reports_of_the_patient_with_their_results(
+    backend_app: Flask, client: FlaskClient
+) -> None:
+    patient, other = new_patient(client), new_patient(client)
+    newest = _report(client, patient, 0.9, 1)
+    middle = _report(client, patient, 0.2, 3)
+    oldest = _report(client, patient, 0.7, 10)
+    _report(client, patient, 0.8, 40)  # outside a 30-day window
+    _report(client, other, 0.9, 0.5)  # another patient's
+    plain = {  # not AI-labelled: never read
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": {"text": "Chest X-ray"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    create(client, plain)
+    _task(client, patient, "in-progress")
+    _task(client, patient, "requested")
+    _task(client, patient, "completed")
+    _task(client, other, "in-progress")
+
+    reports, observations, running = _read(backend_app, patient, 30, 10)
+    assert reports == [newest, middle, oldest]
+    assert len(observations) == 3 and all(o.startswith("Observation/") for o in observations)
+    assert running == 2
+    assert _read(backend_app, patient, 30, 2)[0] == [newest, middle]
+    assert _read(backend_app, patient, 2, 10)[0] == [newest]
+
+
+def test_deleted_results_and_reports_are_not_read(backend_app: Flask, client: FlaskClient) -> None:
+    patient = new_patient(client)
+    report = _report(client, patient, 0.9, 1)
+    kept = _report(client, patient, 0.9, 2)
+    stored = client.get(f"/fhir/DiagnosticReport/{kept}").json
+    observation = stored["result"][0]["reference"]
+    assert client.delete(f"/fhir/{observation}").status_code in (200, 204)
+    assert client.delete(f"/fhir/DiagnosticReport/{report}").status_code in (200, 204)
+    reports, observations, running = _read(backend_app, patient, 30, 10)
+    assert (reports, observations, running) == ([kept], set(), 0)

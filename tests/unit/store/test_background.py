@@ -1,0 +1,81 @@
+"""The background writer: nothing lost on flush, batches written from its thread, one
+failing kind of record does not lose the others."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from fhir_ai.audit import write_audit_events
+from fhir_ai.fhir.search.parameters import SearchRegistry
+from fhir_ai.fhir.search.query import SearchQuery
+from fhir_ai.settings import Settings
+from fhir_ai.store.background import BackgroundWriter
+from fhir_ai.store.cds import CdsStore, IssuedCard, write_issued_cards
+from fhir_ai.store.database import create_db_engine, upgrade_schema
+from fhir_ai.store.repository import ResourceStore, StoreSession
+
+
+def _event(n: int) -> dict[str, object]:
+    return {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+        },
+        "recorded": "2026-11-23T10:00:00Z",
+        "agent": [{"requestor": True, "who": {"display": f"client {n}"}}],
+        "source": {"observer": {"display": "fhir-ai"}},
+    }
+
+
+def _count(store: ResourceStore) -> int:
+    with store.session(read_only=True) as session:
+        return session.search(SearchQuery("AuditEvent", summary_count=True), "").total or 0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ResourceStore:
+    engine = create_db_engine(Settings(data_dir=tmp_path))
+    upgrade_schema(engine)
+    return ResourceStore(engine, SearchRegistry.load())
+
+
+def test_events_are_written_in_the_background_and_on_flush(store: ResourceStore) -> None:
+    writer = BackgroundWriter(store, interval_s=0.05, max_batch=7)
+    for n in range(30):
+        writer.submit(write_audit_events, _event(n))
+    deadline = time.monotonic() + 10
+    while _count(store) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _count(store) == 30
+    for n in range(5):
+        writer.submit(write_audit_events, _event(n))
+    writer.flush()
+    assert _count(store) == 35
+    writer.close()
+
+
+def test_a_full_queue_writes_in_the_caller(store: ResourceStore) -> None:
+    writer = BackgroundWriter(store, interval_s=0.5, max_queued=1)
+    for n in range(3):
+        writer.submit(write_audit_events, _event(n))
+    writer.close()
+    assert _count(store) == 3
+
+
+def _failing_sink(session: StoreSession, records: list[int]) -> None:
+    session.connection.execute(text("INSERT INTO no_such_table VALUES (1)"))
+
+
+def test_a_failing_kind_does_not_lose_the_others(store: ResourceStore) -> None:
+    writer = BackgroundWriter(store, interval_s=0.5)  # the three land in one batch
+    writer.submit(write_audit_events, _event(1))
+    writer.submit(_failing_sink, 1)
+    writer.submit(write_issued_cards, IssuedCard("card-1", "svc", "hook-1", "m@1"))
+    writer.close()
+    assert _count(store) == 1
+    assert CdsStore(store.engine).card_counts() == {"svc": 1}
