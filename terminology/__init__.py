@@ -1,0 +1,1 @@
+"""Terminology data (JSON) shipped as package data: see README.md in this folder."""
