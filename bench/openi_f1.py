@@ -68,9 +68,8 @@ def main() -> None:
                 counts[finding][1] += guess and truth[finding] == 0
                 counts[finding][2] += (not guess) and truth[finding] == 1
         total = [sum(c[i] for c in counts.values()) for i in range(3)]
-        print(
-            f"\nmapping {name}: micro-F1 {f1(*total):.4f}  (tp {total[0]} fp {total[1]} fn {total[2]})"
-        )
+        tp, fp, fn = total
+        print(f"\nmapping {name}: micro-F1 {f1(tp, fp, fn):.4f}  (tp {tp} fp {fp} fn {fn})")
         for finding, (tp, fp, fn) in counts.items():
             print(f"  {finding:<20} F1 {f1(tp, fp, fn):.3f}  tp {tp:4d} fp {fp:4d} fn {fn:4d}")
     if args.errors:

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         default=Path("../shared/data"), description="Where the project's shared data sets live."
     )
     sql_echo: bool = False
+    nlp_max_text_bytes: int = Field(
+        default=1_000_000, ge=1, description="Largest document text the NLP pipeline analyses."
+    )
+    nlp_terminology_dir: Path | None = Field(
+        default=None,
+        description="NLP terminology folder; default: the terminology installed with fhir-ai.",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an embedded SQLite file."""

@@ -11,7 +11,7 @@ POSTPROCESS = "fhir_ai_postprocess"
 
 
 class ExclusionFilter:
-    """Postprocessing: drop mentions whose surrounding text is an excluded phrase of their concept."""
+    """Postprocessing: drop mentions whose context is an excluded phrase of their concept."""
 
     def __init__(self, exclusions: dict[str, list[str]]) -> None:
         self.exclusions = {label: tuple(p.lower() for p in v) for label, v in exclusions.items()}

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 _SIZE = re.compile(
-    r"(?<![\w.])(\d{1,3}(?:\.\d+)?)(?:\s*(?:x|by|×)\s*\d{1,3}(?:\.\d+)?){0,2}\s*"
+    r"(?<![\w.])(\d{1,3}(?:\.\d+)?)(?:\s*(?:x|by|\u00d7)\s*\d{1,3}(?:\.\d+)?){0,2}\s*"
     r"(mm|millimeters?|cm|centimeters?)\b",
     re.IGNORECASE,
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import spacy
 from loguru import logger as loguru_logger
@@ -114,15 +115,16 @@ def build_nlp(terminology: Terminology) -> Language:
     nlp = spacy.blank("en")
     nlp.tokenizer = create_medspacy_tokenizer(nlp)
     nlp.add_pipe(segmentation.NAME)
-    nlp.add_pipe("medspacy_target_matcher").add(target_rules(terminology))
+    matcher: Any = nlp.add_pipe("medspacy_target_matcher")
+    matcher.add(target_rules(terminology))
     exclusions = {c.id: list(c.exclude) for c in terminology.concepts if c.exclude}
     nlp.add_pipe(POSTPROCESS, config={"exclusions": exclusions})
-    sectionizer = nlp.add_pipe(
+    sectionizer: Any = nlp.add_pipe(
         "medspacy_sectionizer",
         config={"rules": None, "span_attrs": _section_attrs(terminology)},
     )
     sectionizer.add(section_rules(terminology))
-    context = nlp.add_pipe("medspacy_context", config={"rules": None})
+    context: Any = nlp.add_pipe("medspacy_context", config={"rules": None})
     context.add(context_rules(terminology))
     return nlp
 
