@@ -58,7 +58,7 @@ class ClinicalPipeline:
         case-, spacing- and plural-insensitive search for the phrase itself.
         """
         doc = self.nlp.make_doc(text)
-        span = _find_phrase(doc, phrase)
+        span = find_phrase(doc, phrase)
         if span is None:
             return None
         for name, component in self.nlp.pipeline:
@@ -70,7 +70,8 @@ class ClinicalPipeline:
         return _mention(found[0]) if found else None
 
 
-def _find_phrase(doc: Doc, phrase: str) -> Span | None:
+def find_phrase(doc: Doc, phrase: str) -> Span | None:
+    """The first case-, spacing- and plural-insensitive occurrence of ``phrase`` as a span."""
     words = re.findall(r"\w+", phrase)
     if not words:
         return None
