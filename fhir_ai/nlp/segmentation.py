@@ -38,7 +38,7 @@ def _starts_after_break(doc: Doc, i: int) -> bool:
     newlines = (last.whitespace_ + gap).count("\n")
     if newlines >= 2:
         return True
-    if last.text in _ENDS and not token.is_lower:
+    if set(last.text) <= _ENDS and not token.is_lower:
         return j == 0 or doc[j - 1].lower_ not in _ABBREVIATIONS
     if newlines == 1:
         return last.text == ":" or _starts_statement(token)
