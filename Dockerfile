@@ -22,6 +22,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY fhir_ai ./fhir_ai
 COPY workers ./workers
+COPY terminology ./terminology
 RUN if [ -n "$EXTRAS" ]; then pip install ".[${EXTRAS}]" $EXTRA_PIP; \
     else pip install . $EXTRA_PIP; fi
 

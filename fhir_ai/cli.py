@@ -1,4 +1,4 @@
-"""The ``fhir-ai`` command: ``serve``, ``worker`` and ``db upgrade``.
+"""The ``fhir-ai`` command: ``serve``, ``worker``, ``db upgrade`` and ``nlp ...``.
 
 This module must not import :mod:`workers` at import time: ``fhir-ai serve`` is the
 web process (gunicorn forks its workers from it).
@@ -167,3 +167,25 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     _migrate(_load_settings())
+
+
+class _LazyNlpGroup(click.Group):
+    """``fhir-ai nlp``: its commands (and spaCy) load only when it is invoked."""
+
+    def _group(self) -> click.Group:
+        from fhir_ai.nlp.cli import nlp
+
+        return nlp
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._group().get_command(ctx, cmd_name)
+
+
+main.add_command(_LazyNlpGroup("nlp", help="Clinical NLP tools (JSON lines on stdin and stdout)."))
+
+
+if __name__ == "__main__":
+    main()

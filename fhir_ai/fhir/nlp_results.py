@@ -12,6 +12,19 @@ Each mention of a concept in a note is an Observation that
   ``hypothetical``, ``family``) with ``valueBoolean``;
 - has ``note[0].text`` = the evidence sentence (character offsets live in the extraction
   DiagnosticReport's Observations as extensions; the card needs only the sentence).
+
+Extensions written by the NLP pipeline (:mod:`fhir_ai.nlp.fhir_builder`):
+
+- :data:`EVIDENCE` on each Observation: sub-extensions ``start``/``end`` (character offsets of
+  the mention in the analysed text), ``text`` (the words matched), ``sentenceStart`` (offset of
+  the sentence in ``note[0]``), ``section`` (the note section's category, when known);
+- an optional component :data:`SIZE_MM` (``valueQuantity`` in mm) for nodules and masses;
+- :data:`DERIVED_FROM` on the extraction DiagnosticReport: the versioned source document
+  (R4 DiagnosticReport has no ``derivedFrom``; the Provenance names it too).
+
+The report's ``code`` is :data:`NOTE_EXTRACTION`; its and the Observations' ``identifier``
+(system :data:`EXTRACTION_IDS`) are derived from the document id and version, the pipeline
+version and the mention's offsets, so that a re-run creates nothing new.
 """
 
 from __future__ import annotations
@@ -26,6 +39,16 @@ CODE_SYSTEMS = "https://fhir-ai.org/fhir/CodeSystem"
 NLP_FINDING = (f"{CODE_SYSTEMS}/observation-category", "nlp-finding")
 ASSERTION = f"{CODE_SYSTEMS}/assertion"
 FLAGS = ("historical", "hypothetical", "family")
+NLP_CODES = f"{CODE_SYSTEMS}/nlp"
+NLP_CONCEPTS = f"{CODE_SYSTEMS}/nlp-concept"
+NOTE_EXTRACTION = (NLP_CODES, "note-extraction")
+NLP_PIPELINE = (NLP_CODES, "nlp-pipeline")
+SIZE_MM = (NLP_CODES, "size-mm")
+STRUCTURE = "https://fhir-ai.org/fhir/StructureDefinition"
+EVIDENCE = f"{STRUCTURE}/nlp-evidence"
+DERIVED_FROM = f"{STRUCTURE}/derived-from"
+EXTRACTION_IDS = "https://fhir-ai.org/fhir/sid/nlp-extraction"
+PIPELINE_IDS = "https://fhir-ai.org/fhir/sid/nlp-pipeline"
 
 
 @dataclass(frozen=True, slots=True)

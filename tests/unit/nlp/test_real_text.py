@@ -1,0 +1,78 @@
+"""Real text: medspaCy's discharge summary, Synthea reports, the OpenI development reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fhir_ai.errors import InvalidResource
+from fhir_ai.nlp.extract import extract_for_resource
+from fhir_ai.nlp.pipeline import ClinicalPipeline
+from fhir_ai.settings import Settings
+
+
+def _by_text(pipeline: ClinicalPipeline, text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for m in pipeline.mentions(text):
+        flags = [
+            f
+            for f in ("negated", "uncertain", "historical", "hypothetical", "family")
+            if getattr(m, f)
+        ]
+        found.setdefault(m.text.lower(), []).append(",".join(flags) or "present")
+    return found
+
+
+def test_discharge_summary(pipeline: ClinicalPipeline, shared_data: Path) -> None:
+    text = (shared_data / "nlp/medspacy_fixtures/discharge_summary.txt").read_text()
+    found = _by_text(pipeline, text)
+    assert found["type 2 dm"] == ["present", "present"]  # HPI and discharge diagnosis
+    assert found["stroke"] == ["present", "family"]  # recent stroke; mother with stroke
+    assert found["metastasis"] == ["negated"]
+    assert "historical" in found["colon cancer"][0]
+    assert found["hypertension"] == ["historical"]
+    assert found["pancreatitis"] == ["present"]
+    assert found["fever"] == ["hypothetical"]
+    assert all(v == "hypothetical" for v in found["abdominal pain"][1:])
+
+
+def test_synthea_reports_extract_or_skip_clearly(shared_data: Path) -> None:
+    folder = shared_data / "fhir/synthea-r4-transaction-bundles"
+    reports = [
+        entry["resource"]
+        for path in sorted(folder.glob("*_*.json"))
+        for entry in json.loads(path.read_text())["entry"]
+        if entry["resource"]["resourceType"] in ("DiagnosticReport", "DocumentReference")
+    ]
+    assert reports
+    for report in reports:
+        try:
+            bundle = extract_for_resource(report, lambda url: None, Settings())
+        except InvalidResource as error:
+            assert error.message == "the document has no text to analyse"
+        else:
+            assert bundle["type"] == "transaction"
+
+
+@pytest.mark.slow
+def test_openi_binary_micro_f1(shared_data: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[3] / "bench"))
+    from openi_f1 import f1, load  # type: ignore[import-not-found]
+
+    from fhir_ai.nlp.cxr import FINDINGS, binary_labels, label_report
+    from fhir_ai.nlp.pipeline import load_pipeline
+
+    pipeline = load_pipeline()
+    _, texts, gold = load(shared_data / "nlp/openi")
+    tp = fp = fn = 0
+    for mentions, truth in zip(pipeline.mentions_many(texts), gold, strict=True):
+        guess = binary_labels(label_report(mentions, pipeline.terminology))
+        for finding in FINDINGS:
+            tp += guess[finding] and truth[finding]
+            fp += guess[finding] and not truth[finding]
+            fn += truth[finding] and not guess[finding]
+    assert f1(tp, fp, fn) >= 0.87
