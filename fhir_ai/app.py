@@ -28,6 +28,7 @@ from fhir_ai.jobs.queue import CeleryJobQueue
 from fhir_ai.jobs.service import JobService
 from fhir_ai.logging import configure_logging
 from fhir_ai.metrics import create_metrics, register_metrics
+from fhir_ai.nlp.web import NlpWeb
 from fhir_ai.security.fhir_access import register_smart_configuration
 from fhir_ai.settings import Settings
 from fhir_ai.store.background import BackgroundWriter
@@ -61,10 +62,19 @@ def create_app(
     app.extensions["fhir_ai.store"] = store
     app.extensions["fhir_ai.writer"] = writer
 
-    jobs = JobService(store, service, CeleryJobQueue(settings)) if settings.broker_url else None
+    queue = CeleryJobQueue(settings)
+    jobs = JobService(store, service, queue) if settings.broker_url else None
     imaging = build_imaging_web(settings, engine, store, service, jobs)
+    nlp = NlpWeb(settings, store, jobs, queue) if jobs else None
     app.register_blueprint(
-        create_fhir_blueprint(service, store, settings, imaging.operations), url_prefix="/fhir"
+        create_fhir_blueprint(
+            service,
+            store,
+            settings,
+            imaging.operations + (nlp.operations() if nlp else ()),
+            nlp.hooks() if nlp else (),
+        ),
+        url_prefix="/fhir",
     )
     app.register_blueprint(imaging.blueprint, url_prefix="/dicomweb")
     cds = create_cds_blueprint(

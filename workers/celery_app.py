@@ -12,7 +12,7 @@ from fhir_ai.jobs.routing import DEFAULT_QUEUE, QUEUE_NAMES, queue_for
 from fhir_ai.settings import Settings
 
 #: Modules the worker imports at start-up to register its tasks.
-TASK_MODULES: Final = ("workers.system", "workers.imaging")
+TASK_MODULES: Final = ("workers.system", "workers.imaging", "workers.nlp")
 
 TASK_SOFT_TIME_LIMIT_S: Final = 540
 TASK_TIME_LIMIT_S: Final = 600

@@ -18,6 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from fhir_ai.errors import DicomRejected, NotAnalysable, NotFound
+from fhir_ai.fhir.references import split_reference
 from fhir_ai.imaging.analysis import ImagingModel, StudyAnalyzer
 from fhir_ai.imaging.report import result_bundle
 from fhir_ai.imaging.routing import ModelRouter
@@ -107,11 +108,11 @@ def analyze_study(task: Any, task_id: str) -> dict[str, Any]:
 def run_analysis(job: dict[str, Any]) -> str:
     """Analyse the job's study and store its results; the DiagnosticReport reference."""
     model = parameter(job, "model")
-    focus = job.get("focus", {}).get("reference", "")
+    focus = split_reference(job.get("focus", {}).get("reference", "ImagingStudy"))
     key = next(i["value"] for i in job["identifier"] if i.get("system") == JOB_KEYS)
-    if not model or not focus.startswith("ImagingStudy/"):
+    if not model or focus.resource_type != "ImagingStudy" or not focus.id:
         raise NotAnalysable("The Task names no ImagingStudy focus or no model input")
-    result = imaging_runtime().analyzer.analyze(focus.split("/", 1)[1], model, key)
+    result = imaging_runtime().analyzer.analyze(focus.id, model, key)
     written = worker_runtime().write(result_bundle(result))
     return next(ref for ref in written if ref.startswith("DiagnosticReport/"))
 

@@ -19,8 +19,9 @@ from fhir_ai.errors import FhirAiError, InvalidRequest, MethodNotAllowed
 from fhir_ai.fhir import http
 from fhir_ai.fhir.bundles import history, searchset
 from fhir_ai.fhir.capability import capability_statement
-from fhir_ai.fhir.operations import Operation
+from fhir_ai.fhir.operations import CreatedHook, Operation
 from fhir_ai.fhir.outcome import operation_outcome
+from fhir_ai.fhir.references import split_reference
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.fhir.transaction import BundleProcessor
 from fhir_ai.security.fhir_access import install_smart_auth
@@ -39,8 +40,13 @@ def create_fhir_blueprint(
     store: ResourceStore,
     settings: Settings,
     operations: Sequence[Operation] = (),
+    on_created: Sequence[CreatedHook] = (),
 ) -> Blueprint:
-    """The ``/fhir`` blueprint bound to a service and a store, with extended operations."""
+    """The ``/fhir`` blueprint bound to a service and a store, with extended operations.
+
+    ``on_created`` hooks run after each commit that created resources (by POST or in a
+    transaction/batch), with (type, id, version): they start work such as NLP extraction.
+    """
     bp = Blueprint("fhir", __name__)
     bundles = BundleProcessor(service, store)
     install_smart_auth(bp, service, settings, operations=operations)  # SMART tokens and scopes
@@ -93,6 +99,12 @@ def create_fhir_blueprint(
         body = http.parse_json_body(request)
         prefer = request.headers.get("Prefer", "")
         result = bundles.process(body, base_url(), with_resources="return=representation" in prefer)
+        for entry in result["entry"]:
+            response = entry.get("response", {})
+            if str(response.get("status", "")).startswith("201"):
+                created = split_reference(response["location"])
+                for hook in on_created:
+                    hook(*created)
         return respond(result)
 
     @bp.get("/<resource_type>")
@@ -127,6 +139,9 @@ def create_fhir_blueprint(
             stored, created = service.create(
                 session, resource, base_url(), request.headers.get("If-None-Exist")
             )
+        if created:
+            for hook in on_created:
+                hook(stored.resource_type, stored.id, str(stored.version_id))
         return write_response(stored, 201 if created else 200)
 
     @bp.put("/<resource_type>")

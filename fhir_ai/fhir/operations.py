@@ -14,6 +14,9 @@ from flask import Response
 
 from fhir_ai.security.scopes import Interaction
 
+#: Called after a commit that created a resource: (resource type, id, version id).
+CreatedHook = Callable[[str, str, str], None]
+
 
 @dataclass(frozen=True, slots=True)
 class Operation:
