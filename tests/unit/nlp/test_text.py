@@ -58,7 +58,7 @@ def test_charsets_declared_sniffed_and_bom() -> None:
         (_doc(b""), InvalidResource, "no text"),
         (_doc(b"   \n "), InvalidResource, "no text"),
         (_doc(b"x" * (5 * 1024 * 1024)), PayloadTooLarge, "limit"),
-        (_doc(b"%PDF-1.4\x00\x01\x02binary", "application/pdf"), UnsupportedMediaType, "no text attachment"),
+        (_doc(b"%PDF-1.4\x00\x01binary", "application/pdf"), UnsupportedMediaType, "no text"),
         (_doc(b"\x00\x01\x02\x03" * 100, None), UnsupportedMediaType, "binary"),
         (_doc("not base64 !!!"), InvalidResource, "base64"),
         (_doc(b"hello", "text/plain; charset=klingon-8"), UnsupportedMediaType, "character set"),
@@ -76,8 +76,8 @@ def test_bad_input_is_a_clear_error(resource: dict[str, Any], error: type, words
 
 
 def test_binary_url_is_fetched_and_missing_binary_is_not_found() -> None:
-    doc = {"resourceType": "DocumentReference", "id": "d",
-           "content": [{"attachment": {"contentType": "text/plain", "url": "Binary/1"}}]}  # fmt: skip
+    attachment = {"contentType": "text/plain", "url": "Binary/1"}
+    doc = {"resourceType": "DocumentReference", "id": "d", "content": [{"attachment": attachment}]}
     assert _text(doc, lambda url: b"Asthma." if url == "Binary/1" else None) == "Asthma."
     with pytest.raises(NotFound):
         _text(doc)
