@@ -56,6 +56,9 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "log_level": "WARNING",
         "broker_url": REDIS_URL,
         "fhir_auth": "off",  # FHIR API tests call without tokens; SMART tests turn it on
+        # No AI jobs unless a test runs a worker for them (see tests/worker_helpers.py)
+        "analyze_on_store": False,
+        "extract_on_create": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fhir_ai.errors import NotFound, ServiceUnavailable
 from fhir_ai.fhir.service import FhirService
@@ -51,7 +52,7 @@ class JobService:
         with self.store.session() as session:
             session.lock(request.key)
             found = self.fhir.matching_ids(
-                session, "Task", f"identifier={JOB_KEYS}|{request.key}", _LOCAL_BASE
+                session, "Task", f"identifier={JOB_KEYS}|{quote(request.key, safe='')}", _LOCAL_BASE
             )
             if found:
                 task = session.read("Task", found[0]).content or {}

@@ -52,7 +52,7 @@ REQUEST = JobRequest(
     job_type="imaging-analysis",
     task_name="workers.imaging.analyze_study",
     focus="ImagingStudy/s1",
-    key="imaging-analysis/1.2.3/pneumonia-cxr@1.0.0",
+    key="imaging-analysis/1.2.3/pneumonia-cxr@1.0.0+build 7&x=y",  # characters a query escapes
     subject="Patient/p1",
     parameters=(("model", "pneumonia-cxr"),),
 )
