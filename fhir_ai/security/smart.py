@@ -32,16 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
 from fhir_ai.errors import FhirAiError
+from fhir_ai.security import jwt_claims as claims_of
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
-from fhir_ai.security.jwt_claims import (
-    bearer_token,
-    checked_header,
-    loggable,
-    number_claim,
-    signed_claims,
-    string_claim,
-    unverified_claims,
-)
 from fhir_ai.security.scopes import ScopeSet
 from fhir_ai.security.trust import AuthenticationFailed, TrustedIssuer, load_issuers
 from fhir_ai.settings import Settings
@@ -132,22 +124,22 @@ class SmartTokenVerifier:
                 failure.reason,
                 extra={
                     "reason": failure.reason,
-                    "iss": loggable(context.get("iss")),
-                    "kid": loggable(context.get("kid")),
+                    "iss": claims_of.loggable(context.get("iss")),
+                    "kid": claims_of.loggable(context.get("kid")),
                 },
             )
             raise
-        log.debug("SMART access token accepted", extra={"client": loggable(access.label)})
+        log.debug("SMART access token accepted", extra={"client": claims_of.loggable(access.label)})
         return access
 
     def _verify(
         self, header_value: str | None, audience: str, context: dict[str, Any]
     ) -> SmartAccess:
-        token = bearer_token(header_value)
+        token = claims_of.bearer_token(header_value)
         header = self._header(token)
         kid: str = header["kid"]
         context["kid"] = kid
-        unverified = unverified_claims(token)
+        unverified = claims_of.unverified_claims(token)
         iss = unverified.get("iss")
         context["iss"] = iss
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
@@ -165,19 +157,19 @@ class SmartTokenVerifier:
 
     @staticmethod
     def _header(token: str) -> dict[str, Any]:
-        return checked_header(token, ALLOWED_ALGORITHMS, _TYPES)
+        return claims_of.checked_header(token, ALLOWED_ALGORITHMS, _TYPES)
 
     def _signed_claims(self, token: str, key: VerificationKey, algorithm: str) -> dict[str, Any]:
-        return signed_claims(self._jws, token, key, algorithm)
+        return claims_of.signed_claims(self._jws, token, key, algorithm)
 
     def _check_claims(
         self, claims: Mapping[str, Any], issuer: TrustedIssuer, audience: str
     ) -> SmartAccess:
         now = self._clock()
         leeway = self._leeway_s
-        exp = number_claim(claims, "exp")
-        iat = number_claim(claims, "iat")
-        nbf = number_claim(claims, "nbf")
+        exp = claims_of.number_claim(claims, "exp")
+        iat = claims_of.number_claim(claims, "iat")
+        nbf = claims_of.number_claim(claims, "nbf")
         if exp is None:
             raise AuthenticationFailed("missing claim")
         if claims.get("iss") != issuer.iss:
@@ -194,7 +186,7 @@ class SmartTokenVerifier:
             isinstance(item, str) and item.rstrip("/") == audience for item in audiences
         ):
             raise AuthenticationFailed("bad audience")
-        tenant = string_claim(claims, "tenant")
+        tenant = claims_of.string_claim(claims, "tenant")
         if issuer.tenants is not None and tenant not in issuer.tenants:
             raise AuthenticationFailed("tenant not allowed")
         scope = claims.get("scope")
@@ -204,9 +196,9 @@ class SmartTokenVerifier:
             raise AuthenticationFailed("bad scope")
         return SmartAccess(
             iss=issuer.iss,
-            sub=string_claim(claims, "sub"),
-            client_id=string_claim(claims, "client_id"),
-            scopes=ScopeSet.parse(scope, string_claim(claims, "patient")),
+            sub=claims_of.string_claim(claims, "sub"),
+            client_id=claims_of.string_claim(claims, "client_id"),
+            scopes=ScopeSet.parse(scope, claims_of.string_claim(claims, "patient")),
         )
 
 

@@ -12,9 +12,11 @@ process, which returns in one round trip
 - one ``running`` row: how many imaging-analysis Tasks of the patient have not ended.
 
 Every lookup goes through the search index tables (the same rows a FHIR search uses), so
-results written through the FHIR API or by the workers are read identically. Because the
-statement's text never changes, PostgreSQL may keep one generic plan for it
-(:func:`read_imaging_results` allows that inside its own transaction).
+results written through the FHIR API or by the workers are read identically. The
+statement's shape does not depend on the data, and the planner cannot pick a bad starting
+point: the patient's index rows are materialised first and every other test is a probe of
+the per-resource indexes (so PostgreSQL's per-execution custom plans, which the engine
+asks for, all come out alike).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy import (
     CTE,
     CompoundSelect,
     Connection,
+    Engine,
     Integer,
     Select,
     String,
@@ -41,6 +44,7 @@ from sqlalchemy import (
 )
 
 from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS
+from fhir_ai.store.database import READ_ONLY
 from fhir_ai.store.schema import resources, search_dates, search_references, search_tokens
 
 REPORT = "DiagnosticReport"
@@ -178,13 +182,26 @@ IMAGING_RESULTS = _build()
 
 
 def read_imaging_results(
+    engine: Engine, patient_id: str, since: datetime, limit: int
+) -> ImagingResultRows:
+    """Run :data:`IMAGING_RESULTS` for one patient, as one round trip.
+
+    One statement sees one snapshot, so no transaction is opened around it: on PostgreSQL
+    it runs in autocommit (no BEGIN/COMMIT round trips, each of which would also give up
+    the GIL under load); on SQLite in a deferred read transaction that never waits for
+    writers.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            connection = connection.execution_options(**{READ_ONLY: True})
+        return _read(connection, patient_id, since, limit)
+
+
+def _read(
     connection: Connection, patient_id: str, since: datetime, limit: int
 ) -> ImagingResultRows:
-    """Run :data:`IMAGING_RESULTS` for one patient on ``connection``."""
-    if connection.dialect.name == "postgresql":
-        # The engine plans every statement for its values (generic plans misjudge
-        # selective search values); this one has a fixed shape and may keep one plan.
-        connection.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
     parameters: Mapping[str, Any] = {"patient_id": patient_id, "since": since, "limit": limit}
     reports: list[tuple[datetime, int, dict[str, Any]]] = []
     owners: set[int] = set()

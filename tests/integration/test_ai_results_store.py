@@ -34,8 +34,7 @@ def _task(client: FlaskClient, patient: str, status: str) -> None:
 
 def _read(app: Flask, patient: str, days: int, limit: int) -> tuple[list[str], set[str], int]:
     since = (NOW - timedelta(days=days)).replace(tzinfo=None)
-    with app.extensions["fhir_ai.store"].session(read_only=True) as session:
-        rows = read_imaging_results(session.connection, patient, since, limit)
+    rows = read_imaging_results(app.extensions["fhir_ai.engine"], patient, since, limit)
     return [r["id"] for r in rows.reports], set(rows.observations), rows.running
 
 

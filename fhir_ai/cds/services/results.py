@@ -47,8 +47,7 @@ class StoreResultsReader:
         """One fixed-shape statement (:mod:`fhir_ai.store.ai_results`) in one transaction:
         what ``DiagnosticReport?patient&_security=AIAST&date=ge&_include=result&_sort=-date``
         and a ``Task?patient&code&status&_summary=count`` would find."""
-        with self.store.session(read_only=True) as session:
-            rows = read_imaging_results(session.connection, patient_id, since, limit)
+        rows = read_imaging_results(self.store.engine, patient_id, since, limit)
         return PatientImaging(
             [read_report(report, rows.observations) for report in rows.reports], rows.running
         )
