@@ -10,6 +10,7 @@ import logging
 import signal
 from contextlib import ExitStack
 from functools import partial
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -167,6 +168,25 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     _migrate(_load_settings())
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--model", default=None, help="Use this model for every image (skip routing).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("fhir-ai-reports"),
+    show_default=True,
+    help="Folder for the result Bundles (one per study and model).",
+)
+def analyze(paths: tuple[Path, ...], model: str | None, out: Path) -> None:
+    """Analyse DICOM files and folders offline; write the DiagnosticReports as JSON."""
+    from fhir_ai.imaging.offline import run  # deferred: torch loads only for this command
+
+    rows = run(list(paths), model, out)
+    if rows and all(r.outcome in ("refused", "skipped") for r in rows):
+        raise SystemExit(1)
 
 
 class _LazyNlpGroup(click.Group):

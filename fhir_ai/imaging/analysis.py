@@ -21,7 +21,7 @@ from fhir_ai.imaging.model.card import ModelCard
 from fhir_ai.imaging.preprocess import PreparedImage, prepare
 from fhir_ai.imaging.report import AnalysisResult
 from fhir_ai.imaging.study_records import StudyRecords
-from fhir_ai.store.dicom import DicomIndex, StoredInstance
+from fhir_ai.store.dicom import DicomIndex
 from fhir_ai.store.objects import ObjectStore
 from fhir_ai.store.repository import ResourceStore
 
@@ -46,7 +46,7 @@ class ImagingModel(Protocol):
 class StudyImages:
     """The prepared images of a study for one model, and those that could not be read."""
 
-    instances: list[StoredInstance]
+    instances: list[str]  # SOP Instance UIDs, in the order of ``images``
     images: list[PreparedImage]
     refused: list[str]  # one reason per unreadable instance
 
@@ -75,18 +75,13 @@ class StudyAnalyzer:
         study = self._study(study_id)
         model = self.models(model_name)
         images = self.images(study, model_name, model.card.input.size)
-        probabilities = model.predict(np.stack([i.model_input for i in images.images]))
-        best = int(np.argmax(probabilities))
-        heatmap = model.explain(images.images[best].model_input)
-        return AnalysisResult(
-            key=key,
-            study_id=study_id,
-            study=study,
-            card=model.card,
-            probability=float(probabilities[best]),
-            instance_uid=images.instances[best].sop_instance_uid,
-            heatmap_png=overlay_png(images.images[best].display, heatmap),
-            report_code=self.report_codes(model_name),
+        return analysis_result(
+            model,
+            images,
+            key,
+            study,
+            {"reference": f"ImagingStudy/{study_id}"},
+            self.report_codes(model_name),
         )
 
     def images(self, study: dict[str, Any], model_name: str, size: tuple[int, int]) -> StudyImages:
@@ -95,13 +90,13 @@ class StudyAnalyzer:
         routed = self.records.routes(self.index.instances(uid)).get(model_name, [])
         if not routed:
             raise NotAnalysable(f"No image of the study is routed to {model_name}")
-        kept: list[StoredInstance] = []
+        kept: list[str] = []
         prepared: list[PreparedImage] = []
         refused: list[str] = []
         for instance in routed:
             try:
                 prepared.append(prepare(self.objects.get(instance.object_key), size))
-                kept.append(instance)
+                kept.append(instance.sop_instance_uid)
             except DicomRejected as error:
                 refused.append(error.message)
         if not prepared:
@@ -121,3 +116,27 @@ def _study_uid(study: dict[str, Any]) -> str:
         if identifier.get("system") == DICOM_UID:
             return str(identifier["value"]).removeprefix("urn:oid:")
     raise NotAnalysable("The ImagingStudy has no urn:dicom:uid identifier")
+
+
+def analysis_result(
+    model: ImagingModel,
+    images: StudyImages,
+    key: str,
+    study: dict[str, Any],
+    study_reference: dict[str, Any],
+    report_code: dict[str, Any],
+) -> AnalysisResult:
+    """One forward pass over a study's images; the most suspicious one is explained."""
+    probabilities = model.predict(np.stack([i.model_input for i in images.images]))
+    best = int(np.argmax(probabilities))
+    heatmap = model.explain(images.images[best].model_input)
+    return AnalysisResult(
+        key=key,
+        study_reference=study_reference,
+        study=study,
+        card=model.card,
+        probability=float(probabilities[best]),
+        instance_uid=images.instances[best],
+        heatmap_png=overlay_png(images.images[best].display, heatmap),
+        report_code=report_code,
+    )

@@ -36,7 +36,7 @@ class AnalysisResult:
     """What the model found in a study."""
 
     key: str  # the job's idempotency key
-    study_id: str
+    study_reference: dict[str, Any]  # {"reference": "ImagingStudy/<id>"} or by identifier
     study: dict[str, Any]
     card: ModelCard
     probability: float
@@ -105,7 +105,7 @@ def _report(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
         "subject": study.get("subject"),
         "effectiveDateTime": study.get("started") or _now(),
         "issued": _now(),
-        "imagingStudy": [{"reference": f"ImagingStudy/{result.study_id}"}],
+        "imagingStudy": [result.study_reference],
         "result": [{"reference": ids["finding"]}],
         "conclusion": conclusion,
         "conclusionCode": [{"coding": [label.coding.model_dump()]}],
@@ -142,7 +142,7 @@ def _observation(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
             {"coding": [{"system": INTERPRETATION, "code": "POS" if result.positive else "NEG"}]}
         ],
         "device": {"reference": ids["device"], "display": card.display},
-        "derivedFrom": [{"reference": f"ImagingStudy/{result.study_id}"}],
+        "derivedFrom": [result.study_reference],
         "note": [{"text": " ".join(card.limitations)}],
         "method": {"text": f"{card.title}; calibrated ({card.calibration.method})"},
     }
@@ -175,7 +175,7 @@ def _binary(result: AnalysisResult) -> dict[str, Any]:
     return {
         "resourceType": "Binary",
         "contentType": "image/png",
-        "securityContext": {"reference": f"ImagingStudy/{result.study_id}"},
+        "securityContext": result.study_reference,
         "data": base64.b64encode(result.heatmap_png).decode("ascii"),
     }
 
@@ -207,7 +207,7 @@ def _provenance(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
             }
         ],
         "entity": [
-            {"role": "source", "what": {"reference": f"ImagingStudy/{result.study_id}"}},
+            {"role": "source", "what": result.study_reference},
         ],
     }
 
