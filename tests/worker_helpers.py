@@ -79,3 +79,10 @@ def job_stack(tmp: Path, **overrides: object) -> Iterator[JobStack]:
     with embedded_broker(base) as url:
         settings = make_settings(tmp, broker_url=url, **overrides)
         yield JobStack(build_app(settings), settings, url, tmp)
+
+
+@contextmanager
+def running_stack(tmp: Path, queues: str, **overrides: object) -> Iterator[JobStack]:
+    """:func:`job_stack` with a worker consuming ``queues`` for the block."""
+    with job_stack(tmp, **overrides) as stack, stack.worker(queues):
+        yield stack

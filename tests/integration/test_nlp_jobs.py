@@ -5,13 +5,12 @@ are stored once; ``$extract`` on a document and on plain text.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fhir_ai.fhir.nlp_results import read_finding
-from tests.worker_helpers import JobStack, job_stack
+from tests.worker_helpers import JobStack, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -41,9 +40,9 @@ def _document(text: str, content_type: str = "text/plain") -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with job_stack(tmp_path_factory.mktemp("nlp-jobs"), extract_on_create=True) as built:
-        with built.worker("nlp,default"):
-            yield built
+    tmp = tmp_path_factory.mktemp("nlp-jobs")
+    with running_stack(tmp, "nlp,default", extract_on_create=True) as built:
+        yield built
 
 
 def _task_for(stack: JobStack, reference: str) -> str:
