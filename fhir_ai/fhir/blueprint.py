@@ -91,7 +91,8 @@ def create_fhir_blueprint(
     @bp.get("/metadata")
     def metadata() -> Response:
         security = capability_security(settings)
-        return respond(capability_statement(service.registry, base_url(), security))
+        declared = [operation.declared for operation in operations]
+        return respond(capability_statement(service.registry, base_url(), security, declared))
 
     @bp.post("/")
     @bp.post("")

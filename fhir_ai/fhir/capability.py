@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from fhir_ai import __version__
 from fhir_ai.fhir.search.parameters import SearchRegistry
 
+#: Where this server's OperationDefinitions are named (``$analyze``, ``$extract``).
+OPERATION_DEFINITIONS = "https://fhir-ai.org/fhir/OperationDefinition"
 _INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
 _COMMON_PARAMS = [
     {
@@ -24,11 +27,15 @@ _COMMON_PARAMS = [
 
 
 def capability_statement(
-    registry: SearchRegistry, base_url: str, security: dict[str, Any] | None = None
+    registry: SearchRegistry,
+    base_url: str,
+    security: dict[str, Any] | None = None,
+    operations: Sequence[tuple[str | None, str]] = (),
 ) -> dict[str, Any]:
     """Describe the server: types, interactions, search parameters, conditional support.
 
-    ``security`` becomes ``rest[0].security`` (the SMART on FHIR block) when given.
+    ``security`` becomes ``rest[0].security`` (the SMART on FHIR block) when given;
+    ``operations`` are (resource type or None for system level, name without ``$``).
     """
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
@@ -50,7 +57,18 @@ def capability_statement(
     }
     if security is not None:
         statement["rest"][0]["security"] = security
+    _add_operations(statement["rest"][0], operations)
     return statement
+
+
+def _add_operations(rest: dict[str, Any], operations: Sequence[tuple[str | None, str]]) -> None:
+    """Declare each extended operation on its resource (or at system level)."""
+    by_type = {entry["type"]: entry for entry in rest["resource"]}
+    for resource_type, name in operations:
+        declared = {"name": name, "definition": f"{OPERATION_DEFINITIONS}/{name}"}
+        target = by_type.get(resource_type) if resource_type else rest
+        if target is not None:
+            target.setdefault("operation", []).append(declared)
 
 
 def _resource(registry: SearchRegistry, resource_type: str) -> dict[str, Any]:

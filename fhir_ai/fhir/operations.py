@@ -28,6 +28,12 @@ class Operation:
     resource_type: str
     interaction: Interaction
     methods: tuple[str, ...] = ("POST",)
+    system_level: bool = False  # declared at the system level of the CapabilityStatement
+
+    @property
+    def declared(self) -> tuple[str | None, str]:
+        """(resource type or None, name) as the CapabilityStatement declares it."""
+        return (None if self.system_level else self.resource_type, self.rule.rsplit("$", 1)[1])
 
     def defaults(self) -> dict[str, Any]:
         """The view arguments the rule does not carry (the type, for the SMART guard)."""

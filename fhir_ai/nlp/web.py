@@ -107,6 +107,7 @@ class NlpWeb:
             view=self.extract_text,
             resource_type="Observation",
             interaction="read",
+            system_level=True,
         )
         return (*per_type, system)
 
