@@ -16,6 +16,7 @@ from fhir_ai.dicomweb import responses
 from fhir_ai.dicomweb.ingest import StowService
 from fhir_ai.dicomweb.multipart import related_body, related_boundary, split_parts
 from fhir_ai.errors import FhirAiError, InvalidRequest, NotAcceptable, NotFound
+from fhir_ai.security.dicomweb_access import install_dicomweb_auth
 from fhir_ai.settings import Settings
 from fhir_ai.store.dicom import DicomIndex, StoredInstance, StudyQuery
 from fhir_ai.store.objects import ObjectStore
@@ -35,6 +36,7 @@ def create_dicomweb_blueprint(
 ) -> Blueprint:
     """The DICOMweb routes over the stored instances."""
     bp = Blueprint("dicomweb", __name__)
+    install_dicomweb_auth(bp, settings)  # SMART bearer tokens, ImagingStudy scopes
 
     def base_url() -> str:
         return (settings.public_base_url or request.host_url).rstrip("/") + "/dicomweb"

@@ -501,3 +501,23 @@ def test_uncovered_types_are_403_before_the_query_is_parsed(
     assert_outcome(client.get("/fhir/Patient?_count=x", headers=auth(reports)), 403, "forbidden")
     everything = token("system/*.rs")
     assert_outcome(client.get("/fhir/NoSuchType", headers=auth(everything)), 404, "not-found")
+
+
+def test_dicomweb_needs_a_token_with_imaging_study_scopes(
+    client: FlaskClient, token: Token, shared_data: Path
+) -> None:
+    data = (shared_data / "dicom" / "chest_radiographs" / "RG1_UNCR.dcm").read_bytes()
+    body = b"--b\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--b--\r\n"
+    stow = {"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}
+    assert client.post("/dicomweb/studies", data=body, headers=stow).status_code == 401
+    assert client.get("/dicomweb/studies").status_code == 401
+    read_only = auth(token("system/ImagingStudy.rs"))
+    refused = client.post("/dicomweb/studies", data=body, headers={**stow, **read_only})
+    assert refused.status_code == 403
+    assert refused.get_json()["issue"][0]["code"] == "forbidden"
+    patient_scope = auth(token("patient/ImagingStudy.rs", patient="p1"))
+    assert client.get("/dicomweb/studies", headers=patient_scope).status_code == 403
+    writer = auth(token("system/ImagingStudy.crs"))
+    stored = client.post("/dicomweb/studies", data=body, headers={**stow, **writer})
+    assert stored.status_code == 200
+    assert client.get("/dicomweb/studies", headers=read_only).status_code == 200
