@@ -122,10 +122,6 @@ class Settings(BaseSettings):
     nlp_max_text_bytes: int = Field(
         default=1_000_000, ge=1, description="Largest document text the NLP pipeline analyses."
     )
-    nlp_terminology_dir: Path | None = Field(
-        default=None,
-        description="NLP terminology folder; default: the terminology installed with fhir-ai.",
-    )
 
     def terminology_path(self) -> Path:
         """The terminology folder: as configured, else the installed ``terminology`` package."""

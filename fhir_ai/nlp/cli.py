@@ -23,7 +23,7 @@ FLAG_FIELDS = ("negated", "uncertain", "historical", "hypothetical", "family")
 
 
 def _pipeline() -> ClinicalPipeline:
-    return load_pipeline(Settings().nlp_terminology_dir)
+    return load_pipeline(Settings().terminology_path())
 
 
 def read_lines(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
@@ -114,7 +114,7 @@ def _content_type(path: Path) -> str:
 def extract_command(files: tuple[Path, ...]) -> None:
     """Mentions of each FILE as one JSON line (progress bar on stderr for many files)."""
     settings = Settings()
-    pipeline = load_pipeline(settings.nlp_terminology_dir)
+    pipeline = load_pipeline(settings.terminology_path())
     results = file_mentions(pipeline, files, settings.nlp_max_text_bytes)
     if len(files) > 1:
         with click.progressbar(results, length=len(files), file=sys.stderr, label="notes") as bar:

@@ -29,8 +29,7 @@ class NlpSettings(Protocol):
     @property
     def nlp_max_text_bytes(self) -> int: ...
 
-    @property
-    def nlp_terminology_dir(self) -> Path | None: ...
+    def terminology_path(self) -> Path: ...
 
 
 def source_document(resource: dict[str, Any]) -> SourceDocument:
@@ -96,7 +95,7 @@ def _bundle(
     now: datetime | None,
     kind: Any,
 ) -> dict[str, Any]:
-    pipeline = load_pipeline(settings.nlp_terminology_dir)
+    pipeline = load_pipeline(settings.terminology_path())
     mentions = pipeline.mentions(text)
     info = PipelineInfo(PIPELINE_NAME, pipeline.version)
     moment = now or datetime.now(UTC)

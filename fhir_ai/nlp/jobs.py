@@ -5,21 +5,23 @@ One job per document version and pipeline version: the key changes when either d
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from pathlib import Path
 
 from fhir_ai.jobs.routing import EXTRACT_DOCUMENT
 from fhir_ai.jobs.task_resource import JobRequest
-from fhir_ai.nlp.terminology import load_terminology
+from fhir_ai.nlp.terminology import load_terminology, pipeline_version
 
 NLP_EXTRACTION = "nlp-extraction"
 EXTRACTABLE = ("DocumentReference", "DiagnosticReport")
 
 
-def pipeline_key(terminology_dir: Path | None) -> str:
-    """What identifies the pipeline in job keys: code, terminology and medspaCy versions."""
-    terminology = load_terminology(terminology_dir)
-    return f"fhir-ai-{version('fhir-ai')}+terminology-{terminology.version}"
+def pipeline_key(terminology_dir: Path) -> str:
+    """The pipeline part of job keys: its version (code, terminology and medspaCy) as a token.
+
+    ``fhir-ai 0.1.0; terminology 1; medspacy 1.3.1`` gives
+    ``fhir-ai-0.1.0+terminology-1+medspacy-1.3.1`` (no spaces for identifier searches).
+    """
+    return pipeline_version(load_terminology(terminology_dir)).replace("; ", "+").replace(" ", "-")
 
 
 def extraction_request(

@@ -15,7 +15,11 @@ _SIZE = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Mention:
-    """One mention: concept id, exact character offsets, sentence, section and ConText flags."""
+    """One mention: concept id, exact character offsets, sentence, section and ConText flags.
+
+    ``differential`` is true when the only hedge is that the mention is one of alternatives
+    ("atelectasis versus pneumonia"); ``uncertain`` is then true too.
+    """
 
     concept: str
     text: str
@@ -30,6 +34,7 @@ class Mention:
     hypothetical: bool
     family: bool
     size_mm: float | None = None
+    differential: bool = False
 
     @property
     def assertion(self) -> str:

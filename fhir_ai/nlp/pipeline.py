@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,15 @@ from spacy.tokens import Doc, Span
 
 from fhir_ai.nlp import segmentation
 from fhir_ai.nlp.components import POSTPROCESS
+from fhir_ai.nlp.context import CONTEXT
 from fhir_ai.nlp.mentions import Mention, size_in_mm
 from fhir_ai.nlp.rules import context_rules, section_rules, target_rules
-from fhir_ai.nlp.terminology import Terminology, load_terminology
+from fhir_ai.nlp.terminology import (
+    Terminology,
+    default_terminology_dir,
+    load_terminology,
+    pipeline_version,
+)
 
 PIPELINE_NAME = "fhir-ai clinical NLP"
 QUERY_LABEL = "QUERY"
@@ -102,11 +107,12 @@ def _mention(ent: Span) -> Mention:
         sentence_start=sentence.start_char,
         section=ent._.section_category,
         negated=bool(ent._.is_negated),
-        uncertain=bool(ent._.is_uncertain),
+        uncertain=bool(ent._.is_uncertain or ent._.is_differential),
         historical=bool(ent._.is_historical),
         hypothetical=bool(ent._.is_hypothetical),
         family=bool(ent._.is_family),
         size_mm=size,
+        differential=bool(ent._.is_differential and not ent._.is_uncertain),
     )
 
 
@@ -125,7 +131,7 @@ def build_nlp(terminology: Terminology) -> Language:
         config={"rules": None, "span_attrs": _section_attrs(terminology)},
     )
     sectionizer.add(section_rules(terminology))
-    context: Any = nlp.add_pipe("medspacy_context", config={"rules": None})
+    context: Any = nlp.add_pipe(CONTEXT)
     context.add(context_rules(terminology))
     return nlp
 
@@ -134,16 +140,12 @@ def _section_attrs(terminology: Terminology) -> dict[str, dict[str, bool]]:
     return {k: dict(v) for k, v in terminology.section_attributes.items()}
 
 
-def pipeline_version(terminology: Terminology) -> str:
-    """``fhir-ai <version>; terminology <version>; medspacy <version>``."""
-    return (
-        f"fhir-ai {version('fhir-ai')}; terminology {terminology.version}; "
-        f"medspacy {version('medspacy')}"
-    )
+def load_pipeline(terminology_dir: Path | None = None) -> ClinicalPipeline:
+    """The process's pipeline for a terminology folder (built on first use, then cached)."""
+    return _load_pipeline((terminology_dir or default_terminology_dir()).resolve())
 
 
 @lru_cache(maxsize=2)
-def load_pipeline(terminology_dir: Path | None = None) -> ClinicalPipeline:
-    """The process's pipeline for a terminology folder (built on first use, then cached)."""
+def _load_pipeline(terminology_dir: Path) -> ClinicalPipeline:
     terminology = load_terminology(terminology_dir)
     return ClinicalPipeline(build_nlp(terminology), terminology, pipeline_version(terminology))

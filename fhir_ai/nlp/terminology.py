@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from importlib.metadata import version
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -78,10 +79,25 @@ def default_terminology_dir() -> Path:
     return Path(str(resources.files("terminology")))
 
 
-@lru_cache(maxsize=4)
+def pipeline_version(terminology: Terminology) -> str:
+    """``fhir-ai <version>; terminology <version>; medspacy <version>`` (no spaCy import).
+
+    The Device version of extraction results and the pipeline part of extraction job keys:
+    a new code, terminology or medspaCy version gives new results, never duplicates.
+    """
+    return (
+        f"fhir-ai {version('fhir-ai')}; terminology {terminology.version}; "
+        f"medspacy {version('medspacy')}"
+    )
+
+
 def load_terminology(directory: Path | None = None) -> Terminology:
-    """Read and check the terminology folder (cached per process and folder)."""
-    folder = directory or default_terminology_dir()
+    """Read and check the terminology folder (default: the installed one), cached per folder."""
+    return _load_terminology((directory or default_terminology_dir()).resolve())
+
+
+@lru_cache(maxsize=4)
+def _load_terminology(folder: Path) -> Terminology:
     concepts = _read(folder / "concepts.json")
     context = _read(folder / "context_rules.json")
     sections = _read(folder / "section_rules.json")

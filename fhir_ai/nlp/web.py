@@ -49,7 +49,7 @@ class NlpWeb:
         with self.store.session(read_only=True) as session:
             stored = session.read(resource_type, resource_id)
         subject = (stored.content or {}).get("subject", {}).get("reference")
-        pipeline = pipeline_key(self.settings.nlp_terminology_dir)
+        pipeline = pipeline_key(self.settings.terminology_path())
         reference = f"{resource_type}/{resource_id}"
         job = self.jobs.submit(
             extraction_request(reference, str(stored.version_id), subject, pipeline)

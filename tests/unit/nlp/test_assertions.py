@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,21 +10,17 @@ import medspacy
 import pytest
 from spacy.language import Language
 
-from fhir_ai.nlp.pipeline import ClinicalPipeline, find_phrase
+from fhir_ai.nlp.pipeline import ClinicalPipeline
 from fhir_ai.nlp.terminology import load_terminology
 
 FLAGS = ("negated", "uncertain", "historical", "hypothetical", "family")
 SENTENCES = Path(__file__).parents[2] / "data" / "nlp_assertions.tsv"
+sys.path.insert(0, str(Path(__file__).parents[3] / "bench"))
+from context_eval import default_flags, read_annotations, scores  # type: ignore[import-not-found]  # noqa: E402
 
 
 def _annotated() -> list[tuple[str, str, frozenset[str]]]:
-    rows = []
-    for line in SENTENCES.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            text, concept, flags = line.split("\t")
-            rows.append(
-                (text, concept, frozenset() if flags == "-" else frozenset(flags.split(",")))
-            )
+    rows: list[tuple[str, str, frozenset[str]]] = read_annotations(SENTENCES)
     return rows
 
 
@@ -60,16 +57,8 @@ def default_nlp() -> Language:
 
 
 def _default_flags(nlp: Language, text: str, concept: str) -> dict[str, bool]:
-    doc = nlp.make_doc(text)
-    span = find_phrase(doc, concept)
-    assert span is not None
-    for name, component in nlp.pipeline:
-        if name == "medspacy_target_matcher":
-            doc.ents = [span]
-        else:
-            doc = component(doc)
-    (ent,) = doc.ents
-    return {flag: bool(getattr(ent._, f"is_{flag}")) for flag in FLAGS}
+    flags: dict[str, bool] = default_flags(nlp, text, concept)
+    return flags
 
 
 @pytest.mark.parametrize("fix", load_terminology().context_fixes, ids=lambda f: f.id)
@@ -84,3 +73,16 @@ def test_each_fix_corrects_the_default_rules(default_nlp: Language, fix: Any) ->
         )
     ]
     assert wrong, f"fix {fix.id}: the default rules already pass every example"
+
+
+def test_context_eval_set_scores(pipeline: ClinicalPipeline) -> None:
+    """``bench/context_eval.py``'s set: negation F1 >= 0.97, the other flags >= 0.9."""
+    rows = read_annotations(SENTENCES.with_name("context_eval.tsv"))
+    assert len(rows) >= 150
+    guesses = []
+    for text, concept, _ in rows:
+        mention = pipeline.assert_phrase(text, concept)
+        guesses.append(frozenset(f for f in FLAGS if mention and getattr(mention, f)))
+    assert scores(rows, guesses, "negated")[2] >= 0.97
+    for flag in ("uncertain", "historical", "hypothetical", "family"):
+        assert scores(rows, guesses, flag)[2] >= 0.9, flag
