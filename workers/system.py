@@ -30,7 +30,7 @@ ping_task = shared_task(name="workers.system.ping", bind=True)(ping)
 
 
 def probe(task: Any, task_id: str) -> dict[str, Any]:
-    """Run the probe job of Task ``task_id``: wait its ``seconds``, write its ``Basic``."""
+    """Run the probe job of Task ``task_id``: wait its ``seconds``, write its Observation."""
     return run_job(task, task_id, _probe_outputs, "probe")
 
 

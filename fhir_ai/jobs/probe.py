@@ -1,4 +1,4 @@
-"""Fleet probe jobs: a Task on the ``default`` queue that waits, then writes one ``Basic``.
+"""Fleet probe jobs: a Task on the ``default`` queue that waits, then writes one Observation.
 
 A probe goes through everything a real job does (the Task's states, the broker, a worker,
 an idempotent result write by conditional create, the completion listeners) without a
@@ -7,6 +7,7 @@ model: ``fhir-ai fleet probe``, the fault tests and ``bench/fleet.py`` use it.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Final
 
 from fhir_ai.jobs.routing import PROBE
@@ -23,7 +24,7 @@ def probe_request(name: str, seconds: float = 0.0) -> JobRequest:
     return JobRequest(
         job_type=FLEET_PROBE,
         task_name=PROBE,
-        focus=f"Basic/{FLEET_PROBE}",
+        focus=f"Observation/{FLEET_PROBE}",
         key=f"{FLEET_PROBE}/{name}",
         parameters=(("seconds", f"{seconds:g}"),),
     )
@@ -31,14 +32,17 @@ def probe_request(name: str, seconds: float = 0.0) -> JobRequest:
 
 def probe_result(key: str) -> dict[str, Any]:
     """The transaction Bundle that records a probe's result once per key."""
-    basic = {
-        "resourceType": "Basic",
+    observation = {
+        "resourceType": "Observation",
         "identifier": [{"system": JOB_KEYS, "value": key}],
+        "status": "final",
         "code": {"coding": [{"system": PROBE_CODES, "code": FLEET_PROBE}]},
+        "valueString": "fleet probe done",
     }
-    request = {"method": "POST", "url": "Basic", "ifNoneExist": f"identifier={JOB_KEYS}|{key}"}
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [{"fullUrl": "urn:uuid:probe-result", "resource": basic, "request": request}],
+    request = {
+        "method": "POST",
+        "url": "Observation",
+        "ifNoneExist": f"identifier={JOB_KEYS}|{key}",
     }
+    entry = {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": observation, "request": request}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
