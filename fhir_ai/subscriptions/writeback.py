@@ -1,7 +1,8 @@
 """Writing a finished AI report back to the EHR's FHIR server (SMART Backend Services).
 
 The report and its result Observations go as one transaction Bundle of conditional
-creates (``ifNoneExist`` on each resource's first identifier), so a write-back repeated
+creates (``ifNoneExist`` on each resource's first identifier, or on one naming our copy
+for a resource without any), so a write-back repeated
 after a redelivery or a retry creates nothing twice. References between them become
 ``urn:uuid`` entries; references to resources only this server holds (the model Device,
 the source document or study) are left out: the EHR cannot resolve them.
@@ -20,6 +21,9 @@ from fhir_ai.store.repository import StoreSession
 from fhir_ai.subscriptions.delivery import DeliveryFailed
 from fhir_ai.subscriptions.matching import FHIR_JSON
 
+#: Identifies a written-back resource without an identifier of its own by our ``Type/id``.
+SOURCE_IDS: Final = "https://fhir-ai.org/fhir/NamingSystem/source-resource"
+KEPT_META: Final = ("security", "tag", "profile")
 LOCAL_ONLY: Final = ("device", "derivedFrom", "imagingStudy", "media", "basedOn", "hasMember")
 
 
@@ -54,13 +58,18 @@ def report_bundle(session: StoreSession, reference: str) -> dict[str, Any]:
 def _entry(urn: str, resource: dict[str, Any]) -> dict[str, Any]:
     drop = {"id", "meta", *LOCAL_ONLY}
     clean = {k: v for k, v in resource.items() if k not in drop}
+    labels = {k: v for k, v in resource.get("meta", {}).items() if k in KEPT_META}
+    if labels:  # the AI-asserted security label travels with the report
+        clean["meta"] = labels
     if not clean.get("result"):
         clean.pop("result", None)
-    request: dict[str, str] = {"method": "POST", "url": resource["resourceType"]}
-    identifiers = resource.get("identifier") or []
-    if identifiers and identifiers[0].get("system") and identifiers[0].get("value"):
-        first = identifiers[0]
-        request["ifNoneExist"] = f"identifier={first['system']}|{first['value']}"
+    identifiers = [i for i in resource.get("identifier") or [] if i.get("system") and "value" in i]
+    if not identifiers:  # a stable identifier of our copy, so that a retry finds it
+        own = {"system": SOURCE_IDS, "value": f"{resource['resourceType']}/{resource['id']}"}
+        identifiers = [own]
+        clean["identifier"] = [*clean.get("identifier", []), own]
+    criteria = f"identifier={identifiers[0]['system']}|{identifiers[0]['value']}"
+    request = {"method": "POST", "url": resource["resourceType"], "ifNoneExist": criteria}
     return {"fullUrl": urn, "resource": clean, "request": request}
 
 
