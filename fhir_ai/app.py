@@ -22,7 +22,7 @@ from fhir_ai.cors import register_cors
 from fhir_ai.fhir.blueprint import create_fhir_blueprint, register_fhir_error_handlers
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
-from fhir_ai.health import create_health_blueprint
+from fhir_ai.health import BrokerStatus, create_health_blueprint
 from fhir_ai.imaging.web import build_imaging_web
 from fhir_ai.jobs.queue import CeleryJobQueue
 from fhir_ai.jobs.service import JobService
@@ -35,6 +35,8 @@ from fhir_ai.store.background import BackgroundWriter
 from fhir_ai.store.cds import CdsStore
 from fhir_ai.store.database import create_db_engine
 from fhir_ai.store.repository import ResourceStore
+from fhir_ai.subscriptions.activation import SubscriptionActivator
+from fhir_ai.subscriptions.listeners import ResultListeners
 
 logger = logging.getLogger("fhir_ai.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -63,7 +65,8 @@ def create_app(
     app.extensions["fhir_ai.writer"] = writer
 
     queue = CeleryJobQueue(settings)
-    jobs = JobService(store, service, queue) if settings.broker_url else None
+    listeners = ResultListeners(store, service, queue, settings)
+    jobs = JobService(store, service, queue, [listeners]) if settings.broker_url else None
     imaging = build_imaging_web(settings, engine, store, service, jobs)
     nlp = NlpWeb(settings, store, jobs, queue) if jobs else None
     app.register_blueprint(
@@ -72,7 +75,7 @@ def create_app(
             store,
             settings,
             imaging.operations + (nlp.operations() if nlp else ()),
-            nlp.hooks() if nlp else (),
+            (SubscriptionActivator(store, service), *(nlp.hooks() if nlp else ())),
         ),
         url_prefix="/fhir",
     )
@@ -81,7 +84,9 @@ def create_app(
         ServiceRegistry(
             cds_services
             if cds_services is not None
-            else default_services(StoreResultsReader(store, service), settings)
+            else default_services(
+                StoreResultsReader(store, service), settings, BrokerStatus(settings.broker_url)
+            )
         ),
         build_authenticator(settings, engine),
         HttpFhirReader(),

@@ -1,4 +1,4 @@
-"""The ``fhir-ai`` command: ``serve``, ``worker``, ``db upgrade`` and ``nlp ...``.
+"""The ``fhir-ai`` command: ``serve``, ``worker``, ``db upgrade``, ``jobs``, ``fleet``, ``nlp``.
 
 This module must not import :mod:`workers` at import time: ``fhir-ai serve`` is the
 web process (gunicorn forks its workers from it).
@@ -17,8 +17,10 @@ import click
 from sqlalchemy.engine import make_url
 
 from fhir_ai.broker import embedded_broker, embedded_broker_db, redact_url
+from fhir_ai.cli_fleet import fleet_group, jobs_group
 from fhir_ai.logging import configure_logging
 from fhir_ai.settings import Settings
+from fhir_ai.worker_health import DEFAULT_MAX_AGE_S, heartbeat_age, node_name
 
 logger = logging.getLogger("fhir_ai.cli")
 
@@ -124,13 +126,37 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> 
     default="prefork",
     show_default=True,
 )
+@click.option(
+    "--pool-start-method",
+    type=click.Choice(["fork", "spawn"]),
+    default=None,
+    help="How prefork children start (spawn: a fresh interpreter each; CUDA-safe).",
+)
 @click.option("--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None)
 @click.option("--hostname", default=None, help="Node name, e.g. imaging@%h.")
+@click.option(
+    "--healthcheck",
+    is_flag=True,
+    help="Do not run a worker: exit 0 if the worker --hostname has a fresh heartbeat.",
+)
+@click.option(
+    "--max-age", type=click.FloatRange(min=1), default=DEFAULT_MAX_AGE_S, show_default=True
+)
 def worker(
-    queues: str, concurrency: int | None, pool: str, loglevel: str | None, hostname: str | None
+    queues: str,
+    concurrency: int | None,
+    pool: str,
+    pool_start_method: str | None,
+    loglevel: str | None,
+    hostname: str | None,
+    healthcheck: bool,
+    max_age: float,
 ) -> None:
-    """Run a Celery worker (needs FHIR_AI_BROKER_URL)."""
+    """Run a Celery worker (needs FHIR_AI_BROKER_URL), or check one (--healthcheck)."""
     settings = _load_settings()
+    if healthcheck:
+        _check_heartbeat(settings, hostname, max_age)
+        return
     if not settings.broker_url:
         raise click.ClickException(
             "FHIR_AI_BROKER_URL is not set. A standalone worker needs the broker URL, "
@@ -142,12 +168,14 @@ def worker(
     if not names or unknown:
         raise click.BadParameter(f"unknown queue(s) {unknown}; known: {KNOWN_QUEUES}")
 
-    from workers.celery_app import make_celery
+    from workers.celery_app import make_worker_celery
 
     argv = ["worker", "--queues", ",".join(names), "--pool", pool]
     argv += ["--loglevel", (loglevel or settings.log_level).upper()]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
+    if pool_start_method:
+        argv += ["--pool-start-method", pool_start_method]
     if hostname:
         argv += ["--hostname", hostname]
     logger.info(
@@ -156,7 +184,16 @@ def worker(
         ",".join(names),
         pool,
     )
-    make_celery(settings).worker_main(argv)
+    make_worker_celery(settings).worker_main(argv)
+
+
+def _check_heartbeat(settings: Settings, hostname: str | None, max_age: float) -> None:
+    node = node_name(hostname)
+    age = heartbeat_age(settings.heartbeat_dir(), node)
+    if age is None or age > max_age:
+        seen = "never" if age is None else f"{age:.0f} s ago"
+        raise click.ClickException(f"worker {node}: last heartbeat {seen}")
+    click.echo(f"worker {node}: heartbeat {age:.1f} s ago")
 
 
 @main.group()
@@ -204,6 +241,8 @@ class _LazyNlpGroup(click.Group):
         return self._group().get_command(ctx, cmd_name)
 
 
+main.add_command(jobs_group)
+main.add_command(fleet_group)
 main.add_command(_LazyNlpGroup("nlp", help="Clinical NLP tools (JSON lines on stdin and stdout)."))
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +33,34 @@ def check_broker(url: str) -> str:
     except ServiceUnavailable as error:
         return f"failed: {error.message}"
     return "ok"
+
+
+class BrokerStatus:
+    """Whether the broker answers, probed at most once per ``ttl_s`` (for CDS cards,
+    which must not wait on a broker that is down); thread-safe. Always True without a
+    broker URL (nothing to wait for)."""
+
+    def __init__(self, url: str | None, ttl_s: float = 5.0, timeout_s: float = 0.5) -> None:
+        self.url = url
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._up = True
+
+    def __call__(self) -> bool:
+        """True when the broker answered the last probe (made now if it is older than ttl)."""
+        if self.url is None:
+            return True
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self.ttl_s:
+                try:
+                    broker_reachable(self.url, timeout=self.timeout_s)
+                    self._up = True
+                except ServiceUnavailable:
+                    self._up = False
+                self._checked_at = time.monotonic()
+            return self._up
 
 
 def create_health_blueprint(engine: Engine, settings: Settings) -> Blueprint:

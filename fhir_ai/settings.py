@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -119,9 +119,52 @@ class Settings(BaseSettings):
     worker_threads: int = Field(
         default=1, ge=1, description="torch threads per CPU worker process."
     )
+    task_time_limit_s: int = Field(
+        default=600, ge=2, description="Hard time limit of a worker task (soft: 90% of it)."
+    )
+    broker_visibility_timeout_s: int = Field(
+        default=3600,
+        ge=3,
+        description="Redis redelivers a reserved, unacked job after this long (a lost worker's "
+        "job); must exceed task_time_limit_s.",
+    )
+    job_resend_after_s: int = Field(
+        default=900,
+        ge=1,
+        description="`fhir-ai jobs resend --stale` and the worker start-up sweep re-send Tasks "
+        "still requested after this long (their message may have been lost).",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve worker Prometheus metrics on this port."
+    )
+    worker_heartbeat_dir: Path | None = Field(
+        default=None, description="Worker heartbeat files (default <data_dir>/heartbeats)."
+    )
+    subscription_retry_s: float = Field(
+        default=5.0, gt=0, description="First retry delay of a failed Subscription delivery."
+    )
+    subscription_max_retries: int = Field(default=8, ge=0, le=20)
+    subscription_timeout_s: float = Field(default=10.0, gt=0)
+    writeback_fhir_base_url: str | None = Field(
+        default=None,
+        description="Write finished AI reports back to this FHIR server (off when unset).",
+    )
+    writeback_client_config: Path | None = Field(
+        default=None,
+        description="SMART Backend Services client configuration (JSON) for the write-back.",
+    )
     nlp_max_text_bytes: int = Field(
         default=1_000_000, ge=1, description="Largest document text the NLP pipeline analyses."
     )
+
+    @model_validator(mode="after")
+    def _visibility_exceeds_time_limit(self) -> Settings:
+        if self.broker_visibility_timeout_s <= self.task_time_limit_s:
+            raise ValueError(
+                "broker_visibility_timeout_s must exceed task_time_limit_s, or a running job "
+                "is delivered again while it runs"
+            )
+        return self
 
     def terminology_path(self) -> Path:
         """The terminology folder: as configured, else the installed ``terminology`` package."""
@@ -138,6 +181,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'fhir-ai.sqlite3').resolve()}"
+
+    def heartbeat_dir(self) -> Path:
+        """Where workers keep their heartbeat files."""
+        return (self.worker_heartbeat_dir or self.data_dir / "heartbeats").resolve()
 
     def embedded_broker(self) -> bool:
         """True when no broker is configured and the server must start its own."""

@@ -12,14 +12,11 @@ from fhir_ai.jobs.routing import DEFAULT_QUEUE, QUEUE_NAMES, queue_for
 from fhir_ai.settings import Settings
 
 #: Modules the worker imports at start-up to register its tasks.
-TASK_MODULES: Final = ("workers.system", "workers.imaging", "workers.nlp")
+TASK_MODULES: Final = ("workers.system", "workers.imaging", "workers.nlp", "workers.notify")
 
-TASK_SOFT_TIME_LIMIT_S: Final = 540
-TASK_TIME_LIMIT_S: Final = 600
-#: Redis redelivers unacked messages after this long; must exceed the hard time limit
-#: plus the time a prefetched message may wait in the worker.
-VISIBILITY_TIMEOUT_S: Final = 3600
 RESULT_EXPIRES_S: Final = 6 * 3600
+#: A lost worker's unacked jobs are looked for about this many times per visibility timeout.
+RESTORE_SWEEPS_PER_TIMEOUT: Final = 36
 
 
 def route_task(name: str, args: Any, kwargs: Any, options: Any, **_: Any) -> dict[str, str]:
@@ -40,14 +37,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "FHIR_AI_BROKER_URL is not set: Celery needs a broker URL "
             "(for example redis://127.0.0.1:6379/0)."
         )
-    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    visibility = settings.broker_visibility_timeout_s
+    transport_options = {"visibility_timeout": visibility, **_restore_options(visibility)}
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend_url or settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport_options,
         "result_backend_transport_options": dict(transport_options),
-        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "visibility_timeout": visibility,
         "task_queues": tuple(_queue(name) for name in QUEUE_NAMES),
         "task_default_queue": DEFAULT_QUEUE,
         "task_default_exchange": DEFAULT_QUEUE,
@@ -56,8 +54,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT_S,
-        "task_time_limit": TASK_TIME_LIMIT_S,
+        "task_soft_time_limit": max(1, settings.task_time_limit_s * 9 // 10),
+        "task_time_limit": settings.task_time_limit_s,
         "worker_proc_alive_timeout": 120.0,
         "worker_max_tasks_per_child": 200,
         "worker_send_task_events": True,
@@ -74,8 +72,29 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _restore_options(visibility_s: int) -> dict[str, int]:
+    """kombu's sweep for unacked messages of lost workers: about
+    :data:`RESTORE_SWEEPS_PER_TIMEOUT` sweeps per visibility timeout (10 s ticks at most)."""
+    period = max(1, visibility_s // RESTORE_SWEEPS_PER_TIMEOUT)
+    interval = min(10, period)
+    return {"unacked_restore_interval": interval, "unacked_restore_throttle": period // interval}
+
+
 def make_celery(settings: Settings) -> Celery:
     """A Celery app for ``settings``; raises :class:`ConfigurationError` without a broker."""
     app = Celery("fhir_ai", include=list(TASK_MODULES), set_as_current=False)
     app.conf.update(celery_config(settings))
+    return app
+
+
+def make_worker_celery(settings: Settings) -> Celery:
+    """The Celery app of a worker process: :func:`make_celery` with the process prepared
+    (:func:`workers.bootstrap.prepare_process`) and the worker's signal handlers."""
+    from workers.bootstrap import prepare_process
+
+    prepare_process(settings)
+    from workers.signals import install  # after prepare_process: imports prometheus_client
+
+    app = make_celery(settings)
+    install(app, settings)
     return app

@@ -8,16 +8,13 @@ Arguments are a Task id only; the Task names the ImagingStudy (``focus``) and th
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import OperationalError
 
-from fhir_ai.errors import DicomRejected, NotAnalysable, NotFound
+from fhir_ai.errors import NotAnalysable
 from fhir_ai.fhir.references import split_reference
 from fhir_ai.imaging.analysis import ImagingModel, StudyAnalyzer
 from fhir_ai.imaging.report import result_bundle
@@ -26,11 +23,10 @@ from fhir_ai.imaging.study_records import StudyRecords, StudyRecordSettings
 from fhir_ai.jobs.task_resource import JOB_KEYS, parameter
 from fhir_ai.store.dicom import DicomIndex
 from fhir_ai.store.objects import FileObjectStore
+from workers.jobs import MAX_RETRIES, run_job
 from workers.runtime import WORKER_BASE_URL, worker_runtime
 
 logger = logging.getLogger("workers.imaging")
-RETRY_BACKOFF_S = 10
-MAX_RETRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,25 +80,7 @@ def imaging_runtime() -> ImagingRuntime:
 
 def analyze_study(task: Any, task_id: str) -> dict[str, Any]:
     """Run the analysis a Task describes and record its outcome on the Task."""
-    runtime = worker_runtime()
-    job = runtime.jobs.start(task_id, worker=task.request.hostname or socket.gethostname())
-    if job is None:
-        return {"task": task_id, "status": "already-finished"}
-    try:
-        report = run_analysis(job)
-    except (DicomRejected, NotAnalysable, NotFound) as error:
-        runtime.jobs.fail(task_id, error.message, error.issue_code)
-        return {"task": task_id, "status": "failed"}
-    except SoftTimeLimitExceeded:
-        runtime.jobs.fail(task_id, "The analysis exceeded its time limit", "timeout")
-        return {"task": task_id, "status": "failed"}
-    except OperationalError as error:  # the database is away: try again later
-        if task.request.retries >= MAX_RETRIES:
-            runtime.jobs.fail(task_id, "The database stayed unavailable", "transient")
-            raise
-        raise task.retry(exc=error, countdown=RETRY_BACKOFF_S * 2**task.request.retries) from error
-    runtime.jobs.complete(task_id, [report])
-    return {"task": task_id, "status": "completed", "report": report}
+    return run_job(task, task_id, lambda job: [run_analysis(job)], "analysis")
 
 
 def run_analysis(job: dict[str, Any]) -> str:

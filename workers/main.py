@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fhir_ai.logging import configure_logging
 from fhir_ai.settings import Settings
-from workers.celery_app import make_celery
+from workers.celery_app import make_worker_celery
 
 _settings = Settings()
 configure_logging(_settings.log_level, _settings.log_format)
-app = make_celery(_settings)
+app = make_worker_celery(_settings)

@@ -9,43 +9,26 @@ from __future__ import annotations
 
 import base64
 import logging
-import socket
 from typing import Any
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import OperationalError
 
 from fhir_ai.errors import FhirAiError, NotFound
 from fhir_ai.fhir.references import split_reference
+from workers.jobs import MAX_RETRIES, run_job
 from workers.runtime import worker_runtime
 
 logger = logging.getLogger("workers.nlp")
-RETRY_BACKOFF_S = 10
-MAX_RETRIES = 5
 
 
 def extract_document(task: Any, task_id: str) -> dict[str, Any]:
     """Run the extraction a Task describes and record its outcome on the Task."""
-    runtime = worker_runtime()
-    job = runtime.jobs.start(task_id, worker=task.request.hostname or socket.gethostname())
-    if job is None:
-        return {"task": task_id, "status": "already-finished"}
-    try:
-        report = run_extraction(job)
-    except FhirAiError as error:  # bad input: fails once, with the reason
-        runtime.jobs.fail(task_id, error.message, error.issue_code)
-        return {"task": task_id, "status": "failed"}
-    except SoftTimeLimitExceeded:
-        runtime.jobs.fail(task_id, "The extraction exceeded its time limit", "timeout")
-        return {"task": task_id, "status": "failed"}
-    except OperationalError as error:
-        if task.request.retries >= MAX_RETRIES:
-            runtime.jobs.fail(task_id, "The database stayed unavailable", "transient")
-            raise
-        raise task.retry(exc=error, countdown=RETRY_BACKOFF_S * 2**task.request.retries) from error
-    runtime.jobs.complete(task_id, [report] if report else [])
-    return {"task": task_id, "status": "completed", "report": report}
+    return run_job(task, task_id, _extraction_outputs, "extraction")
+
+
+def _extraction_outputs(job: dict[str, Any]) -> list[str]:
+    report = run_extraction(job)
+    return [report] if report else []
 
 
 def run_extraction(job: dict[str, Any]) -> str | None:

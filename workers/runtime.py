@@ -15,6 +15,7 @@ from fhir_ai.jobs.service import JobService
 from fhir_ai.settings import Settings
 from fhir_ai.store.database import create_db_engine
 from fhir_ai.store.repository import ResourceStore
+from fhir_ai.subscriptions.listeners import ResultListeners
 
 #: Bundles written by workers resolve conditional references against this base.
 WORKER_BASE_URL = "http://localhost/fhir"
@@ -47,11 +48,13 @@ def worker_runtime() -> WorkerRuntime:
     registry = SearchRegistry.load()
     store = ResourceStore(engine, registry)
     fhir = FhirService(registry, settings)
+    queue = CeleryJobQueue(settings)
+    listeners = ResultListeners(store, fhir, queue, settings)
     return WorkerRuntime(
         settings=settings,
         engine=engine,
         store=store,
         fhir=fhir,
         bundles=BundleProcessor(fhir, store),
-        jobs=JobService(store, fhir, CeleryJobQueue(settings)),
+        jobs=JobService(store, fhir, queue, [listeners]),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, Protocol
@@ -18,6 +19,8 @@ logger = logging.getLogger("fhir_ai.jobs")
 
 #: Enqueueing gives up after this long when the broker does not answer.
 SEND_TIMEOUT_S = 5.0
+#: Message header with the send time (epoch seconds): workers measure the queue wait.
+SENT_AT_HEADER = "fhir_ai_sent_at"
 
 
 class JobQueue(Protocol):
@@ -57,13 +60,23 @@ class CeleryJobQueue:
         )
         return app
 
+    @property
+    def control(self) -> Any:
+        """Celery's remote control of the workers on this broker (``inspect().ping()``)."""
+        return self._celery.control
+
+    def close(self) -> None:
+        """Release the broker connections, if any were opened."""
+        if "_celery" in self.__dict__:
+            self._celery.close()
+
     def send(self, task_name: str, args: Sequence[str], task_id: str | None = None) -> None:
         """Queue ``task_name(*args)`` on its queue (see :func:`queue_for`)."""
         queue = queue_for(task_name)
         try:
             self._celery.send_task(
                 task_name, args=list(args), queue=queue, routing_key=queue, task_id=task_id,
-                retry=False,
+                retry=False, headers={SENT_AT_HEADER: time.time()},
             )  # fmt: skip
         except (KombuOperationalError, RedisError, OSError) as error:
             logger.warning(

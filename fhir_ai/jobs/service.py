@@ -9,6 +9,7 @@ finds its Task already completed and writes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -35,13 +36,25 @@ class SubmittedJob:
     queued: bool
 
 
+#: Called with each Task just committed as completed (after the commit): notifications,
+#: write-back. A listener must not raise for its own failures; it logs them.
+CompletionListener = Callable[[dict[str, Any]], None]
+
+
 class JobService:
     """Jobs as FHIR Tasks in the store, queued on the job queue."""
 
-    def __init__(self, store: ResourceStore, fhir: FhirService, queue: JobQueue) -> None:
+    def __init__(
+        self,
+        store: ResourceStore,
+        fhir: FhirService,
+        queue: JobQueue,
+        listeners: Sequence[CompletionListener] = (),
+    ) -> None:
         self.store = store
         self.fhir = fhir
         self.queue = queue
+        self.listeners = tuple(listeners)
 
     def submit(self, request: JobRequest) -> SubmittedJob:
         """Create (or find) the Task for ``request`` and queue it unless already active/done.
@@ -73,17 +86,6 @@ class JobService:
                 session.update(task_resource.not_queued(task), task_id)
             raise
 
-    def resend(self, task_name: str, task_ids: list[str]) -> int:
-        """Queue ``task_name`` again for Tasks still ``requested``; how many were sent."""
-        sent = 0
-        for task_id in task_ids:
-            try:
-                self.queue.send(task_name, [task_id])
-            except ServiceUnavailable:
-                break
-            sent += 1
-        return sent
-
     def start(self, task_id: str, worker: str) -> dict[str, Any] | None:
         """Mark the Task in progress; None when it is already finished (a redelivery)."""
         with self.store.session() as session:
@@ -94,10 +96,12 @@ class JobService:
             return session.update(task_resource.started(task, worker), task_id).stored.content
 
     def complete(self, task_id: str, outputs: list[str], note: str | None = None) -> None:
-        """Mark the Task completed with its results."""
+        """Mark the Task completed with its results, then tell the listeners."""
         with self.store.session() as session:
             task = self._task(session, task_id)
-            session.update(task_resource.completed(task, outputs, note), task_id)
+            done = session.update(task_resource.completed(task, outputs, note), task_id).stored
+        for listener in self.listeners:
+            listener({**(done.content or {}), "id": task_id})
 
     def fail(self, task_id: str, reason: str, issue_code: str = "processing") -> None:
         """Mark the Task failed with ``reason`` (never PHI: a reason about the input's form)."""

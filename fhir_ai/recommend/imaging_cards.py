@@ -50,9 +50,18 @@ def report_card(
     )
 
 
-def pending_card(running: int) -> Card:
-    """An info card: analyses of this patient are still running."""
+def pending_card(running: int, delayed: bool = False) -> Card:
+    """An info card: analyses of this patient are still running (``delayed``: the job
+    queue is unavailable, so they wait longer than usual)."""
     studies = "study is" if running == 1 else "studies are"
+    if delayed:
+        return Card(
+            summary=f"AI analysis of {running} imaging {studies} delayed",
+            indicator=Indicator.INFO,
+            detail="The analysis service is temporarily unavailable; results will appear "
+            "here once it is back. Nothing is needed from you.",
+            source=SOURCE,
+        )
     return Card(
         summary=f"AI analysis of {running} imaging {studies} still running",
         indicator=Indicator.INFO,

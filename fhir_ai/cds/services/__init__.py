@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from fhir_ai.cds.service import CdsService
@@ -12,11 +13,14 @@ from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.settings import Settings
 
 
-def default_services(reader: AiResultsReader, settings: Settings) -> list[CdsService]:
-    """The services registered when the app is built without an explicit list."""
+def default_services(
+    reader: AiResultsReader, settings: Settings, queue_up: Callable[[], bool] = lambda: True
+) -> list[CdsService]:
+    """The services registered when the app is built without an explicit list;
+    ``queue_up`` tells whether the job queue answers (pending analyses are delayed if not)."""
     window = timedelta(days=settings.cds_result_window_days)
     return [
-        ImagingFindingsService(reader, window),
+        ImagingFindingsService(reader, window, queue_up=queue_up),
         ImagingOrderAdvisor(reader, window),
         NoteFindingsService(reader, window),
     ]

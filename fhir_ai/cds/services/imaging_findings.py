@@ -38,6 +38,8 @@ class ImagingFindingsService:
         "Imaging studies must have been sent to this server (DICOMweb STOW-RS) for analysis."
     )
     version: str = "imaging-ai-findings/1"
+    #: Whether the job queue answers; asked only when analyses are pending.
+    queue_up: Callable[[], bool] = lambda: True
 
     def evaluate(self, call: HookCall) -> CdsResponse:
         """Cards for the reports of the last ``window``, newest first."""
@@ -49,5 +51,5 @@ class ImagingFindingsService:
             report_card(r, patient, call.base_url, problems) for r in imaging.reports if r.findings
         ]
         if imaging.running:
-            cards.append(pending_card(imaging.running))
+            cards.append(pending_card(imaging.running, delayed=not self.queue_up()))
         return CdsResponse(cards=cards)

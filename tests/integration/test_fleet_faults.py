@@ -1,0 +1,177 @@
+"""The worker fleet under faults: real Redis, real PostgreSQL, real worker processes.
+
+Workers run with a 20 s hard time limit and a 25 s visibility timeout (tests/fleet_helpers)
+so that a lost worker's job comes back within the test's patience.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from fhir_ai.fhir.search.parameters import SearchRegistry
+from fhir_ai.fhir.service import FhirService
+from fhir_ai.jobs.probe import probe_request
+from fhir_ai.jobs.queue import CeleryJobQueue
+from fhir_ai.jobs.resend import resend_pending
+from fhir_ai.jobs.service import JobService
+from fhir_ai.jobs.task_resource import JOB_KEYS, unqueued
+from fhir_ai.settings import Settings
+from fhir_ai.store.database import create_db_engine
+from fhir_ai.store.repository import ResourceStore
+from fhir_ai.subscriptions.listeners import ResultListeners
+from tests.conftest import REDIS_URL, build_app, make_settings
+from tests.fleet_helpers import RedisServer, Worker, start_worker, worker_env
+from tests.process_helpers import tail, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+DONE_TIMEOUT_S = 120
+
+
+@pytest.fixture
+def fleet_settings(tmp_path: Path, postgres_url: str) -> Settings:
+    settings = make_settings(tmp_path, database_url=postgres_url, cds_auth="off")
+    build_app(settings)  # migrates the session's database
+    return settings
+
+
+def job_service(settings: Settings) -> JobService:
+    engine = create_db_engine(settings)
+    registry = SearchRegistry.load()
+    store = ResourceStore(engine, registry)
+    fhir = FhirService(registry, settings)
+    queue = CeleryJobQueue(settings)
+    return JobService(store, fhir, queue, [ResultListeners(store, fhir, queue, settings)])
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.kill()
+
+
+def status(jobs: JobService, task_id: str) -> str:
+    return str(jobs.task(task_id).get("status"))
+
+
+def results(jobs: JobService, key: str) -> int:
+    params = [("identifier", f"{JOB_KEYS}|{key}")]
+    query = jobs.fhir.parse_search("Observation", params, strict=True)
+    with jobs.store.session(read_only=True) as session:
+        return len(session.search(query, "").matches)
+
+
+def task_of(jobs: JobService, key: str) -> str:
+    with jobs.store.session(read_only=True) as session:
+        return jobs.fhir.matching_ids(session, "Task", f"identifier={JOB_KEYS}|{key}", "")[0]
+
+
+def completed(jobs: JobService, task_ids: list[str]) -> bool:
+    return all(status(jobs, task_id) == "completed" for task_id in task_ids)
+
+
+def test_a_sigkilled_worker_job_is_redelivered_and_done_once(
+    fleet_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
+    first = start_worker(env, f"a{uuid.uuid4().hex[:6]}", "default", tmp_path)
+    workers.append(first)
+    jobs = job_service(fleet_settings)
+    request = probe_request(uuid.uuid4().hex, seconds=8)
+    task_id = jobs.submit(request).task_id
+    assert wait_for(lambda: status(jobs, task_id) == "in-progress", 90), tail(first.log)
+    assert jobs.task(task_id)["owner"]["display"] == first.name
+    first.kill()
+    assert status(jobs, task_id) == "in-progress"  # the job in hand was lost with the worker
+    second = start_worker(env, f"b{uuid.uuid4().hex[:6]}", "default", tmp_path)
+    workers.append(second)
+    assert wait_for(lambda: status(jobs, task_id) == "completed", DONE_TIMEOUT_S), tail(second.log)
+    assert jobs.task(task_id)["owner"]["display"] == second.name
+    assert results(jobs, request.key) == 1
+
+
+def test_sigterm_is_a_warm_shutdown_that_finishes_the_job_in_hand(
+    fleet_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
+    worker = start_worker(env, f"w{uuid.uuid4().hex[:6]}", "default", tmp_path)
+    workers.append(worker)
+    jobs = job_service(fleet_settings)
+    request = probe_request(uuid.uuid4().hex, seconds=3)
+    task_id = jobs.submit(request).task_id
+    assert wait_for(lambda: status(jobs, task_id) == "in-progress", 90), tail(worker.log)
+    assert worker.terminate() == 0, tail(worker.log)
+    assert status(jobs, task_id) == "completed"
+    assert results(jobs, request.key) == 1
+    assert "Warm shutdown" in worker.log.read_text(errors="replace")
+
+
+def _running_imaging_task(app: Flask) -> str:
+    client = app.test_client()
+    patient = client.post("/fhir/Patient", json={"resourceType": "Patient"}).json["id"]
+    task = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": "https://fhir-ai.org/fhir/CodeSystem/job-type",
+                             "code": "imaging-analysis"}]},
+        "for": {"reference": f"Patient/{patient}"},
+    }  # fmt: skip
+    assert client.post("/fhir/Task", json=task).status_code == 201
+    return str(patient)
+
+
+def _pending_card(app: Flask, patient: str) -> str:
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/1", "patientId": patient},
+        "prefetch": {"conditions": None},
+    }
+    response = app.test_client().post("/cds-services/imaging-ai-findings", json=body)
+    assert response.status_code == 200, response.json
+    return str(response.json["cards"][-1]["summary"])
+
+
+def test_a_redis_restart_loses_no_job_and_the_web_app_degrades(
+    fleet_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        settings = fleet_settings.model_copy(update={"broker_url": redis.url})
+        app = build_app(settings)
+        patient = _running_imaging_task(app)
+        env = worker_env(redis.url, settings.resolved_database_url(), tmp_path)
+        workers.append(start_worker(env, f"r{uuid.uuid4().hex[:6]}", "default", tmp_path))
+        jobs = job_service(settings)
+        queued = [jobs.submit(probe_request(uuid.uuid4().hex, 1)).task_id for _ in range(6)]
+        assert wait_for(lambda: status(jobs, queued[0]) != "requested", 90), tail(workers[0].log)
+
+        redis.stop()
+        assert app.test_client().get("/readyz").json["checks"]["broker"].startswith("failed")
+        assert "delayed" in _pending_card(app, patient)
+        late = probe_request(uuid.uuid4().hex)
+        with pytest.raises(Exception, match="unavailable"):
+            jobs.submit(late)
+        late_id = task_of(jobs, late.key)
+        assert unqueued(jobs.task(late_id))  # the Task waits, marked not queued
+
+        redis.start()
+        assert app.test_client().get("/readyz").status_code == 200
+        assert wait_for(lambda: "still running" in _pending_card(app, patient), 15)
+        assert resend_pending(jobs, None).sent == 1  # what `fhir-ai jobs resend` does
+        everything = [*queued, late_id]
+        assert wait_for(lambda: completed(jobs, everything), DONE_TIMEOUT_S), tail(workers[0].log)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        redis.stop()

@@ -1,0 +1,68 @@
+"""Celery signal handlers of a worker: metrics, heartbeat file, the start-up sweep.
+
+Connected once per process by :func:`install` (``dispatch_uid`` keeps it idempotent).
+The handlers of the main process (``worker_init``, ``worker_ready``, heartbeats) touch
+no database and no CUDA: children are forked from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Celery, signals
+
+from fhir_ai import worker_health
+from fhir_ai.jobs.routing import DEFAULT_QUEUE, RESEND_PENDING
+from fhir_ai.settings import Settings
+from workers import metrics
+
+logger = logging.getLogger("workers.signals")
+
+
+def install(app: Celery, settings: Settings) -> None:
+    """Connect the worker's signal handlers for ``app`` configured by ``settings``."""
+    heartbeats = settings.heartbeat_dir()
+
+    def on_prerun(task: Any = None, **_: Any) -> None:
+        if task is not None:
+            metrics.task_started(task)
+
+    def on_postrun(task: Any = None, state: str | None = None, **_: Any) -> None:
+        if task is not None:
+            metrics.task_finished(task, state)
+
+    def on_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
+        if sender is not None and exception is not None:
+            metrics.task_raised(sender.name, exception)
+
+    def on_init(**_: Any) -> None:
+        if settings.worker_metrics_port is not None:
+            metrics.serve(settings.worker_metrics_port)
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        worker_health.beat(heartbeats, sender.hostname)
+        app.send_task(RESEND_PENDING, queue=DEFAULT_QUEUE, routing_key=DEFAULT_QUEUE)
+        logger.info("worker ready; pending jobs sweep sent")
+
+    def on_heartbeat(sender: Any = None, **_: Any) -> None:
+        worker_health.beat(heartbeats, sender.eventer.hostname)
+
+    def on_shutdown(sender: Any = None, **_: Any) -> None:
+        worker_health.forget(heartbeats, str(getattr(sender, "hostname", sender)))
+
+    def on_child_exit(pid: int | None = None, **_: Any) -> None:
+        metrics.process_gone(pid or os.getpid())
+
+    for signal, handler in (
+        (signals.task_prerun, on_prerun),
+        (signals.task_postrun, on_postrun),
+        (signals.task_failure, on_failure),
+        (signals.worker_init, on_init),
+        (signals.worker_ready, on_ready),
+        (signals.heartbeat_sent, on_heartbeat),
+        (signals.worker_shutdown, on_shutdown),
+        (signals.worker_process_shutdown, on_child_exit),
+    ):
+        signal.connect(handler, weak=False, dispatch_uid=f"fhir_ai.{handler.__name__}")
