@@ -17,6 +17,7 @@ from celery import shared_task
 from fhir_ai.errors import NotAnalysable
 from fhir_ai.fhir.references import split_reference
 from fhir_ai.imaging.analysis import ImagingModel, StudyAnalyzer
+from fhir_ai.imaging.batching import BatchedModel
 from fhir_ai.imaging.report import result_bundle
 from fhir_ai.imaging.routing import ModelRouter
 from fhir_ai.imaging.study_records import StudyRecords, StudyRecordSettings
@@ -24,6 +25,7 @@ from fhir_ai.jobs.task_resource import JOB_KEYS, parameter
 from fhir_ai.store.dicom import DicomIndex
 from fhir_ai.store.objects import FileObjectStore
 from workers.jobs import MAX_RETRIES, run_job
+from workers.metrics import observe_inference
 from workers.runtime import WORKER_BASE_URL, worker_runtime
 
 logger = logging.getLogger("workers.imaging")
@@ -38,13 +40,21 @@ class ImagingRuntime:
 
 @cache
 def loaded_model(name: str) -> ImagingModel:
-    """The model ``name`` on this process's device (a per-process cache)."""
+    """The model ``name`` on this process's device, its predictions batched across the
+    job threads of this worker (a per-process cache: loaded on first use, in the child).
+    """
     import torch
     from fhir_ai.imaging.model.inference import LoadedModel
 
+    settings = worker_runtime().settings
     if not torch.cuda.is_available():
-        torch.set_num_threads(worker_runtime().settings.worker_threads)
-    return LoadedModel.load(name)
+        torch.set_num_threads(settings.worker_threads)
+    return BatchedModel(
+        LoadedModel.load(name),
+        max_batch=settings.imaging_batch_size,
+        max_wait_s=settings.imaging_batch_wait_ms / 1000,
+        observe=lambda size, seconds: observe_inference(name, size, seconds),
+    )
 
 
 @cache
