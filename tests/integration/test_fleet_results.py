@@ -87,7 +87,7 @@ def note(app: Flask, data: bytes) -> tuple[str, str]:
 
 
 def extract(jobs: JobService, settings: Settings, document: tuple[str, str]) -> str:
-    pipeline = pipeline_key(settings.nlp_terminology_dir)
+    pipeline = pipeline_key(settings.terminology_path())
     request = extraction_request(f"DocumentReference/{document[0]}", document[1], None, pipeline)
     return jobs.submit(request).task_id
 
