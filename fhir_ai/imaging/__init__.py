@@ -1,0 +1,1 @@
+"""Medical imaging: models, preprocessing and analysis."""
