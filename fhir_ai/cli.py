@@ -1,4 +1,5 @@
-"""The ``fhir-ai`` command: ``serve``, ``worker``, ``db upgrade``, ``jobs``, ``fleet``, ``nlp``.
+"""The ``fhir-ai`` command: ``serve``, ``worker``, ``db upgrade``, ``jobs``, ``fleet``,
+``nlp``, ``analyze``, ``train`` and ``evaluate``.
 
 This module must not import :mod:`workers` at import time: ``fhir-ai serve`` is the
 web process (gunicorn forks its workers from it).
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -18,6 +20,8 @@ from sqlalchemy.engine import make_url
 
 from fhir_ai.broker import embedded_broker, embedded_broker_db, redact_url
 from fhir_ai.cli_fleet import fleet_group, jobs_group
+from fhir_ai.errors import FhirAiError
+from fhir_ai.imaging.model.card import MODEL_NAMES
 from fhir_ai.logging import configure_logging
 from fhir_ai.settings import Settings
 from fhir_ai.worker_health import DEFAULT_MAX_AGE_S, heartbeat_age, node_name
@@ -205,6 +209,71 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     _migrate(_load_settings())
+
+
+_DEVICES = click.Choice(["auto", "cpu", "cuda"])
+
+
+@contextmanager
+def _as_click_errors() -> Iterator[None]:
+    try:
+        yield
+    except FhirAiError as error:
+        raise click.ClickException(error.message) from error
+
+
+@main.command()
+@click.argument("model", type=click.Choice(MODEL_NAMES))
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder [default: the packaged weights folder of MODEL].",
+)
+@click.option("--seed", type=int, default=None, help="Seed [default: the model's registered seed].")
+@click.option("--device", type=_DEVICES, default="auto", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, hidden=True)
+@click.option("--members", type=click.IntRange(min=1), default=None, hidden=True)
+@click.option("--limit", type=click.IntRange(min=10), default=None, hidden=True)
+def train(
+    model: str,
+    data: Path,
+    out: Path | None,
+    seed: int | None,
+    device: str,
+    epochs: int | None,
+    members: int | None,
+    limit: int | None,
+) -> None:
+    """Train MODEL on a MedMNIST npz and write its weights and model card."""
+    from fhir_ai.imaging.model.cli import run_train
+
+    _load_settings()
+    with _as_click_errors():
+        run_train(model, data, out, seed, device, (epochs, members, limit))
+
+
+@main.command()
+@click.argument("model", type=click.Choice(MODEL_NAMES))
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["val", "test"]), required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--device", type=_DEVICES, default="auto", show_default=True)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    hidden=True,
+)
+def evaluate(
+    model: str, data: Path, split: str, as_json: bool, device: str, weights: Path | None
+) -> None:
+    """Evaluate MODEL on the val or test split of a MedMNIST npz."""
+    from fhir_ai.imaging.model.cli import run_evaluate
+
+    with _as_click_errors():
+        click.echo(run_evaluate(model, data, split, device, weights, as_json=as_json))
 
 
 @main.command()

@@ -1,0 +1,324 @@
+"""``fhir-ai train``: a seeded, CPU-deterministic ensemble with Platt calibration and its card."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fhir_ai.imaging.model import ensemble
+from fhir_ai.imaging.model.augment import augment, cosine_lr, mixup
+from fhir_ai.imaging.model.card import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    Calibration,
+    Metrics,
+    ModelCard,
+    Threshold,
+    Training,
+)
+from fhir_ai.imaging.model.data import (
+    Dataset,
+    FloatArray,
+    file_sha256,
+    load_split,
+    stratified_split,
+)
+from fhir_ai.imaging.model.metrics import binary_metrics, choose_threshold, fit_platt, sigmoid
+from fhir_ai.imaging.model.network import SmallResNet
+from fhir_ai.imaging.model.specs import ModelSpec, TrainSpec, get_spec
+
+select_device = ensemble.select_device
+
+logger = logging.getLogger("fhir_ai.imaging.model.train")
+
+
+@dataclass(frozen=True, slots=True)
+class Splits:
+    """Train split three ways (fit, calibration, own test), plus the official val split."""
+
+    fit: Dataset
+    calibration: Dataset
+    own_test: Dataset
+    val: Dataset
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Shorter runs for smoke tests; recorded in the card's command."""
+
+    epochs: int | None = None
+    members: int | None = None
+    limit: int | None = None
+
+
+def make_splits(data: Path, spec: ModelSpec, seed: int, limit: int | None) -> Splits:
+    """Stratified own-test and calibration hold-outs from train; val as is."""
+    train = load_split(data, "train", spec.positive_label)
+    val = load_split(data, "val", spec.positive_label)
+    if limit is not None:
+        train = train.subset(np.arange(min(limit, len(train))))
+    fractions = (spec.train.own_test_fraction, spec.train.calibration_fraction)
+    own_test, calibration, fit = stratified_split(train.targets, fractions, seed)
+    held = train.subset(calibration)
+    if spec.train.calibrate_on_val:
+        held = Dataset.concat(held, val)
+    return Splits(train.subset(fit), held, train.subset(own_test), val)
+
+
+def train_member(
+    spec: ModelSpec, fit: Dataset, seed: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """One ensemble member, returned as its stored (fp16) state dict."""
+    hp = spec.train
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = SmallResNet(spec.architecture).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+    batch_size = min(hp.batch_size, len(fit))
+    steps = len(fit) // batch_size
+    images = torch.from_numpy(fit.images).to(device)
+    targets = torch.from_numpy(fit.targets).float().to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    model.train()
+    for epoch in range(hp.epochs):
+        order = torch.from_numpy(rng.permutation(len(fit))).to(device)
+        total = 0.0
+        for step in range(steps):
+            lr = hp.lr * cosine_lr(
+                epoch * steps + step, hp.epochs * steps, hp.warmup_epochs * steps
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            index = order[step * batch_size : (step + 1) * batch_size]
+            x = augment(images[index], hp.augment, rng)
+            x, y = mixup(x, targets[index], hp.mixup_alpha, rng)
+            with autocast:
+                loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            total += float(loss.detach())
+        logger.info(
+            "%s seed %d epoch %d/%d loss %.4f",
+            spec.name,
+            seed,
+            epoch + 1,
+            hp.epochs,
+            total / max(steps, 1),
+        )
+    return ensemble.to_stored(model)
+
+
+def _configure(hp: TrainSpec, device: torch.device) -> None:
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+
+
+def _train_member_in_worker(spec: ModelSpec, fit: Dataset, seed: int) -> dict[str, torch.Tensor]:
+    """A CPU worker process: one thread, deterministic, logging to stderr like the parent."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure(spec.train, torch.device("cpu"))
+    return train_member(spec, fit, seed, torch.device("cpu"))
+
+
+def member_seeds(hp: TrainSpec) -> list[int]:
+    """Each member's seed, derived from the run's seed."""
+    return [hp.seed + 1000 * (m + 1) for m in range(hp.members)]
+
+
+def train_members(
+    spec: ModelSpec, fit: Dataset, device: torch.device
+) -> list[dict[str, torch.Tensor]]:
+    """Every member: on CUDA one after another; on CPU in ``workers`` single-thread processes.
+
+    A member's weights depend only on its seed, so the result is the same for any number
+    of worker processes.
+    """
+    hp = spec.train
+    seeds = member_seeds(hp)
+    if device.type != "cpu" or hp.workers <= 1 or len(seeds) == 1:
+        return [train_member(spec, fit, seed, device) for seed in seeds]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(hp.workers, len(seeds)), mp_context=context) as pool:
+        return list(pool.map(_train_member_in_worker, repeat(spec), repeat(fit), seeds))
+
+
+def train_model(
+    name: str,
+    data: Path,
+    out: Path,
+    *,
+    seed: int | None = None,
+    device: str | None = None,
+    overrides: Overrides = Overrides(),
+    command: str | None = None,
+) -> ModelCard:
+    """Train, calibrate and write ``model.pt`` and ``metadata.json`` into ``out``."""
+    started = time.monotonic()
+    spec = get_spec(name)
+    hp = dataclasses.replace(
+        spec.train,
+        seed=spec.train.seed if seed is None else seed,
+        epochs=overrides.epochs or spec.train.epochs,
+        members=overrides.members or spec.train.members,
+    )
+    spec = dataclasses.replace(spec, train=hp)
+    torch_device = select_device(device)
+    _configure(hp, torch_device)
+    splits = make_splits(data, spec, hp.seed, overrides.limit)
+    logger.info(
+        "%s: fit %d, calibration %d, own test %d, val %d; %d members x %d epochs on %s",
+        name,
+        len(splits.fit),
+        len(splits.calibration),
+        len(splits.own_test),
+        len(splits.val),
+        hp.members,
+        hp.epochs,
+        torch_device,
+    )
+    stored = train_members(spec, splits.fit, torch_device)
+    members = [ensemble.from_stored(s, spec.architecture, torch_device) for s in stored]
+
+    def logits(part: Dataset) -> FloatArray:
+        return ensemble.mean_logits(
+            members, part.images, tta_hflip=spec.tta_hflip, device=torch_device
+        )
+
+    a, b = (round(v, 6) for v in fit_platt(logits(splits.calibration), splits.calibration.targets))
+    probabilities = {
+        part: sigmoid(a * logits(getattr(splits, part)) + b)
+        for part in ("calibration", "own_test", "val")
+    }
+    threshold = choose_threshold(
+        splits.calibration.targets, probabilities["calibration"], hp.min_specificity
+    )
+    metrics = {
+        part: binary_metrics(getattr(splits, part).targets, probabilities[part], threshold)
+        for part in ("own_test", "val", "calibration")
+    }
+    weights = ensemble.save_bytes(stored, spec.architecture)
+    card = _card(
+        spec,
+        data,
+        weights,
+        (a, b),
+        threshold,
+        metrics,
+        command or _command(name, data, hp.seed, overrides),
+        str(torch_device),
+        time.monotonic() - started,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / WEIGHTS_FILE).write_bytes(weights)
+    (out / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    logger.info(
+        "%s: wrote %s (%d bytes) and its card in %.0f s",
+        name,
+        WEIGHTS_FILE,
+        len(weights),
+        card.training.wall_time_s,
+    )
+    return card
+
+
+def _command(name: str, data: Path, seed: int, overrides: Overrides) -> str:
+    parts = [f"fhir-ai train {name} --data {data} --seed {seed}"]
+    parts += [f"--{k} {v}" for k, v in dataclasses.asdict(overrides).items() if v is not None]
+    return " ".join(parts)
+
+
+def _split_text(spec: ModelSpec) -> str:
+    hp = spec.train
+    fit = 1 - hp.own_test_fraction - hp.calibration_fraction
+    calibration = f"{hp.calibration_fraction:.0%} of train"
+    if hp.calibrate_on_val:
+        calibration += " + the official val split"
+    return (
+        f"official train split stratified (seed {hp.seed}) into fit {fit:.0%}, calibration "
+        f"{hp.calibration_fraction:.0%} and own test {hp.own_test_fraction:.0%}; Platt "
+        f"calibration and threshold on {calibration}; official val split reported; the official "
+        "test split was not seen"
+    )
+
+
+def _card(
+    spec: ModelSpec,
+    data: Path,
+    weights: bytes,
+    platt: tuple[float, float],
+    threshold: float,
+    metrics: dict[str, Metrics],
+    command: str,
+    device: str,
+    wall_time_s: float,
+) -> ModelCard:
+    hp = spec.train
+    calibration = f"stratified {hp.calibration_fraction:.0%} hold-out of train"
+    if hp.calibrate_on_val:
+        calibration += " plus the official val split"
+    hyperparameters: dict[str, float | int | str | bool | list[float] | list[int]] = {
+        "batch_size": hp.batch_size,
+        "optimizer": "AdamW",
+        "lr": hp.lr,
+        "lr_schedule": f"linear warm-up {hp.warmup_epochs} epoch(s), cosine to 0",
+        "weight_decay": hp.weight_decay,
+        "mixup_alpha": hp.mixup_alpha,
+        "loss": "binary cross-entropy",
+        "min_specificity": hp.min_specificity if hp.min_specificity is not None else "none",
+        "cpu_workers": hp.workers,
+        "threads_per_worker": 1,
+        **{f"augment_{k}": _plain(v) for k, v in dataclasses.asdict(hp.augment).items()},
+    }
+    return ModelCard(
+        name=spec.name,
+        version=spec.version,
+        title=spec.title,
+        weights_sha256=hashlib.sha256(weights).hexdigest(),
+        architecture=f"{hp.members}-member ensemble of {spec.architecture.describe()}",
+        training=Training(
+            data=data.name,
+            data_sha256=file_sha256(data),
+            split=_split_text(spec),
+            seed=hp.seed,
+            command=command,
+            epochs=hp.epochs,
+            members=hp.members,
+            hyperparameters=hyperparameters,
+            device=device,
+            torch_version=torch.__version__,
+            wall_time_s=round(wall_time_s, 1),
+        ),
+        input=spec.input,
+        labels=spec.labels,
+        calibration=Calibration(parameters={"a": platt[0], "b": platt[1]}, fitted_on=calibration),
+        threshold=Threshold(
+            value=threshold,
+            rationale=spec.threshold_rationale.format(min_specificity=hp.min_specificity or 0),
+        ),
+        test_time_augmentation=("horizontal flip",) if spec.tta_hflip else (),
+        metrics=metrics,
+        intended_use=spec.intended_use,
+        limitations=spec.limitations,
+        references=spec.references,
+    )
+
+
+def _plain(value: object) -> float | int | str | bool | list[float]:
+    if isinstance(value, tuple):
+        return [float(v) for v in value]
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

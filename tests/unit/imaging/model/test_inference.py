@@ -1,0 +1,91 @@
+"""The packaged models on real MedMNIST val images: calibrated predictions and Grad-CAM."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fhir_ai.errors import InvalidRequest
+from fhir_ai.imaging.model import MODEL_NAMES, model_dir
+from fhir_ai.imaging.model.data import load_split
+from fhir_ai.imaging.model.inference import LoadedModel, ModelIntegrityError
+from fhir_ai.imaging.model.metrics import roc_auc
+
+MIN_VAL_AUC = {"pneumonia-cxr": 0.95, "breast-us": 0.8}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, LoadedModel]:
+    return {name: LoadedModel.load(name, "cpu") for name in MODEL_NAMES}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_predict_ranks_real_val_images(
+    name: str, models: dict[str, LoadedModel], npz_path: dict[str, Path]
+) -> None:
+    model = models[name]
+    val = load_split(npz_path[name], "val", model.card.labels.positive.dataset_label)
+    probabilities = model.predict(val.images[:300])
+    assert probabilities.shape == (min(300, len(val)),)
+    assert probabilities.dtype == np.float32
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    assert roc_auc(val.targets[:300], probabilities) > MIN_VAL_AUC[name]
+
+
+def test_predict_is_deterministic_and_batch_independent(
+    models: dict[str, LoadedModel], npz_path: dict[str, Path]
+) -> None:
+    model = models["pneumonia-cxr"]
+    images = load_split(npz_path["pneumonia-cxr"], "val", 1).images[:8]
+    together = model.predict(images)
+    alone = np.concatenate([model.predict(images[i : i + 1]) for i in range(len(images))])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_predict_rejects_the_wrong_shape(models: dict[str, LoadedModel]) -> None:
+    with pytest.raises(InvalidRequest, match="expects N x 1 x 28 x 28"):
+        models["pneumonia-cxr"].predict(np.zeros((2, 1, 64, 64), dtype=np.float32))
+
+
+def test_explain_gives_a_normalised_map_of_the_input_size(
+    models: dict[str, LoadedModel], npz_path: dict[str, Path]
+) -> None:
+    model = models["pneumonia-cxr"]
+    val = load_split(npz_path["pneumonia-cxr"], "val", 1)
+    image = val.images[int(np.flatnonzero(val.targets == 1)[0])]
+    heat = model.explain(image)
+    assert heat.shape == (28, 28)
+    assert heat.dtype == np.float32
+    assert float(heat.min()) == pytest.approx(0.0, abs=1e-6)
+    assert float(heat.max()) == pytest.approx(1.0, abs=1e-6)
+    assert float(heat.std()) > 0.05
+
+
+def test_explain_looks_at_a_bright_opacity(models: dict[str, LoadedModel]) -> None:
+    """A dense blob over one lung of a dark chest draws the pneumonia map to that side."""
+    model = models["pneumonia-cxr"]
+    yy, xx = np.mgrid[0:28, 0:28]
+    image = np.full((1, 28, 28), 0.25, dtype=np.float32)
+    image[0, :, 12:16] = 0.7  # mediastinum
+    blob = np.exp(-((yy - 14) ** 2 + (xx - 6) ** 2) / 8.0).astype(np.float32)
+    image[0] = np.clip(image[0] + 0.6 * blob, 0, 1)
+    heat = model.explain(image)
+    assert heat[:, :12].mean() > heat[:, 16:].mean()
+    assert model.predict(image[None])[0] > model.predict(np.flip(image, -1).copy()[None])[0] - 0.5
+
+
+def test_load_refuses_weights_that_do_not_match_the_card(tmp_path: Path) -> None:
+    folder = tmp_path / "pneumonia-cxr"
+    shutil.copytree(model_dir("pneumonia-cxr"), folder)
+    with (folder / "model.pt").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        LoadedModel.load("pneumonia-cxr", "cpu", weights_dir=folder)
+
+
+def test_load_refuses_a_card_of_another_model() -> None:
+    with pytest.raises(ModelIntegrityError, match="holds model"):
+        LoadedModel.load("pneumonia-cxr", "cpu", weights_dir=model_dir("breast-us"))
