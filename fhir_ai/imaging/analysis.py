@@ -33,7 +33,9 @@ FloatArray = npt.NDArray[np.float32]
 class ImagingModel(Protocol):
     """A loaded classifier (see :mod:`fhir_ai.imaging.model.inference`)."""
 
-    card: ModelCard
+    @property
+    def card(self) -> ModelCard:
+        """The model's card (name, version, input size, threshold)."""
 
     def predict(self, batch: FloatArray) -> FloatArray:
         """Calibrated probabilities of the positive finding, one per N x 1 x H x W input."""

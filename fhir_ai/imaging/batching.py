@@ -114,7 +114,9 @@ class DynamicBatcher:
 class ImageClassifier(Protocol):
     """What :class:`BatchedModel` wraps (a loaded model; see ``model.inference``)."""
 
-    card: ModelCard
+    @property
+    def card(self) -> ModelCard:
+        """The model's card (name, version, input size, threshold)."""
 
     def predict(self, batch: FloatArray) -> FloatArray:
         """Outputs for N x C x H x W inputs."""

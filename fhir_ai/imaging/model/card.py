@@ -55,7 +55,10 @@ class InputSpec(_Frozen):
     value_range: tuple[float, float] = (0.0, 1.0)
     photometric: Literal["MONOCHROME2"] = "MONOCHROME2"
     photometric_note: str = "bright = dense (MONOCHROME1 must be inverted first)"
-    resize: str = "aspect-preserving resize with zero padding to size"
+    resize: str = (
+        "square centre crop of the short side, then area resize to size "
+        "(how MedMNIST made its images)"
+    )
     modalities: tuple[str, ...]
     body_parts: tuple[str, ...]
 
