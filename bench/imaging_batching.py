@@ -1,0 +1,116 @@
+"""Imaging jobs per second with dynamic batching versus batch 1, under a backlog.
+
+For each batch size (16, then 1; ``--sizes``) in the same run: a fresh SQLite store and a
+private Redis database; ``--jobs`` studies (made from a real chest radiograph, new UIDs
+each) are stored through the STOW-RS ingestion path, which queues one analysis Task per
+study; then one real worker (``--queues imaging --pool threads --concurrency 16``) is
+started with ``FHIR_AI_IMAGING_BATCH_SIZE`` set, and the time until every Task is completed
+gives jobs/s (the worker's start-up and first model load are excluded: the clock starts
+when the first Task completes). Prints both rates and their ratio (goal >= 2x on CPU with
+a batch of 16). Usage: ``python -m bench.imaging_batching [--jobs 500]``. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.imaging import SAMPLE, studies
+from fhir_ai.app import create_app
+from fhir_ai.settings import Settings
+from fhir_ai.store.database import upgrade_schema
+
+REPO = Path(__file__).resolve().parents[1]
+THREADS = 16
+
+
+def backlog(settings: Settings, payloads: list[bytes]) -> None:
+    """Store the studies through STOW-RS (in-process); each queues its analysis."""
+    app = create_app(settings)
+    upgrade_schema(app.extensions["fhir_ai.engine"])
+    client = app.test_client()
+    boundary = "bench"
+    for payload in payloads:
+        body = (
+            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            + payload
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        response = client.post("/dicomweb/studies", data=body, content_type=content_type)
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def completed(settings: Settings) -> tuple[int, int]:
+    """(completed, all) imaging Tasks."""
+    app = create_app(settings)
+    client = app.test_client()
+    done = client.get("/fhir/Task?code=imaging-analysis&status=completed&_summary=count")
+    every = client.get("/fhir/Task?code=imaging-analysis&_summary=count")
+    return int(done.get_json()["total"]), int(every.get_json()["total"])
+
+
+def run(batch: int, payloads: list[bytes], redis_url: str) -> float:
+    data = Path(tempfile.mkdtemp(prefix=f"bench-batch{batch}-"))
+    settings = Settings(
+        data_dir=data, broker_url=redis_url, log_level="WARNING", fhir_auth="off",
+        audit=False, analyze_on_store=True,
+    )  # fmt: skip
+    backlog(settings, payloads)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_AI_")}
+    env.update(
+        FHIR_AI_BROKER_URL=redis_url, FHIR_AI_DATA_DIR=str(data), FHIR_AI_LOG_LEVEL="WARNING",
+        FHIR_AI_IMAGING_BATCH_SIZE=str(batch), FHIR_AI_AUDIT="false", PYTHONPATH=str(REPO),
+    )  # fmt: skip
+    command = [sys.executable, "-m", "celery", "-A", "workers.main", "worker", "-Q", "imaging",
+               "--pool", "threads", "-c", str(THREADS), "--without-gossip", "--without-mingle",
+               "--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
+    with (data / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait(settings, lambda done, _every: done >= 1)  # the worker is up, its model loaded
+        started, done_at_start = time.perf_counter(), completed(settings)[0]
+        _wait(settings, lambda done, every: done >= every)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.terminate()
+        worker.wait(timeout=120)
+    return (len(payloads) - done_at_start) / elapsed
+
+
+def _wait(settings: Settings, condition: Callable[[int, int], bool], timeout: float = 3600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, every = completed(settings)
+        if condition(done, every):
+            return
+        time.sleep(0.5)
+    raise TimeoutError("the imaging Tasks did not complete")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--sizes", default="16,1")
+    parser.add_argument(
+        "--redis", default=os.environ.get("FHIR_AI_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    )
+    args = parser.parse_args()
+    payloads = studies((args.data / SAMPLE).read_bytes(), args.jobs)
+    rates = {int(size): run(int(size), payloads, args.redis) for size in args.sizes.split(",")}
+    for size, rate in rates.items():
+        print(f"batch {size:>3}, {THREADS} job threads: {rate:8.2f} imaging jobs/s")
+    if 16 in rates and 1 in rates:
+        print(f"batching speed-up (16 vs 1): {rates[16] / rates[1]:.2f}x (goal >= 2x on CPU)")
+
+
+if __name__ == "__main__":
+    main()
