@@ -26,14 +26,14 @@ from fhir_ai.imaging.model.card import ModelCard
 logger = logging.getLogger("fhir_ai.imaging.batching")
 
 FloatArray = npt.NDArray[np.float32]
-Forward = Callable[[FloatArray], FloatArray]
+Forward = Callable[[FloatArray], FloatArray]  # N x ... inputs -> N outputs (any shape each)
 BatchObserver = Callable[[int, float], None]  # (batch size, forward seconds)
 
 
 @dataclass(slots=True)
 class _Pending:
     item: FloatArray
-    result: Future[float] = field(default_factory=Future)
+    result: Future[FloatArray] = field(default_factory=Future)
 
 
 class DynamicBatcher:
@@ -54,8 +54,8 @@ class DynamicBatcher:
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self._thread.start()
 
-    def submit(self, item: FloatArray) -> Future[float]:
-        """Queue one input (C x H x W); its future holds the output."""
+    def submit(self, item: FloatArray) -> Future[FloatArray]:
+        """Queue one input (C x H x W); its future holds its output."""
         pending = _Pending(item)
         self._waiting.put(pending)
         return pending.result
@@ -63,7 +63,7 @@ class DynamicBatcher:
     def predict(self, batch: FloatArray, timeout_s: float | None = None) -> FloatArray:
         """Outputs for ``batch`` (N x C x H x W), each item batched with other callers'."""
         futures = [self.submit(item) for item in batch]
-        return np.array([f.result(timeout=timeout_s) for f in futures], dtype=np.float32)
+        return np.stack([f.result(timeout=timeout_s) for f in futures]).astype(np.float32)
 
     def close(self) -> None:
         """Stop the inference thread after the inputs already queued."""
@@ -108,7 +108,7 @@ class DynamicBatcher:
         if self._observe:
             self._observe(len(batch), time.perf_counter() - started)
         for pending, output in zip(batch, outputs, strict=True):
-            pending.result.set_result(float(output))
+            pending.result.set_result(np.asarray(output, dtype=np.float32))
 
 
 class ImageClassifier(Protocol):
@@ -121,8 +121,8 @@ class ImageClassifier(Protocol):
     def predict(self, batch: FloatArray) -> FloatArray:
         """Outputs for N x C x H x W inputs."""
 
-    def explain(self, image: FloatArray) -> FloatArray:
-        """A heatmap for one C x H x W input."""
+    def explain_batch(self, images: FloatArray) -> FloatArray:
+        """Heatmaps (N x H x W) for N x C x H x W inputs."""
 
 
 class BatchedModel:
@@ -137,18 +137,23 @@ class BatchedModel:
     ) -> None:
         self.card = model.card
         self._model = model
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one pass through the shared model at a time
         self._batcher = DynamicBatcher(self._forward, max_batch, max_wait_s, observe)
+        self._explainer = DynamicBatcher(self._explain, max_batch, max_wait_s)
 
     def _forward(self, batch: FloatArray) -> FloatArray:
         with self._lock:
             return self._model.predict(batch)
+
+    def _explain(self, batch: FloatArray) -> FloatArray:
+        with self._lock:
+            return self._model.explain_batch(batch)
 
     def predict(self, batch: FloatArray) -> FloatArray:
         """Calibrated probabilities, each input batched with other jobs' inputs."""
         return self._batcher.predict(batch)
 
     def explain(self, image: FloatArray) -> FloatArray:
-        """Grad-CAM needs hooks on the shared model: run alone, between batches."""
-        with self._lock:
-            return self._model.explain(image)
+        """A Grad-CAM map, computed in one backward pass with other jobs' images."""
+        heat: FloatArray = self._explainer.predict(image[np.newaxis])[0]
+        return heat

@@ -88,13 +88,25 @@ class LoadedModel:
         """Grad-CAM heatmap H x W in [0, 1] for the positive logit (mean over members)."""
         image = np.ascontiguousarray(image, dtype=np.float32)
         self._check(image, 3)
-        x = torch.from_numpy(image[None]).to(self.device)
-        total = torch.zeros(x.shape[-2:], device=self.device)
+        heat: FloatArray = self.explain_batch(image[None])[0]
+        return heat
+
+    def explain_batch(self, images: FloatArray) -> FloatArray:
+        """Grad-CAM heatmaps N x H x W in [0, 1], one backward pass per member for the batch.
+
+        In eval mode the images do not interact, so each map equals its single-image map.
+        """
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        self._check(images, 4)
+        x = torch.from_numpy(images).to(self.device)
+        total = torch.zeros((x.shape[0], *x.shape[-2:]), device=self.device)
         for member in self.members:
             cam = GradCAM(nn_module=_TwoDimLogit(member), target_layers=f"net.{GRADCAM_LAYER}")
             with torch.enable_grad():
-                total += cam(x, class_idx=0)[0, 0].detach().float()
+                total += cam(x, class_idx=0)[:, 0].detach().float()
         heat = total / len(self.members)
-        low, high = heat.min(), heat.max()
-        heat = (heat - low) / (high - low) if float(high - low) > 1e-8 else torch.zeros_like(heat)
-        return heat.cpu().numpy().astype(np.float32)
+        flat = heat.reshape(len(heat), -1)
+        low = flat.min(dim=1).values[:, None, None]
+        span = flat.max(dim=1).values[:, None, None] - low
+        scaled = torch.where(span > 1e-8, (heat - low) / span.clamp_min(1e-8), 0.0)
+        return scaled.cpu().numpy().astype(np.float32)

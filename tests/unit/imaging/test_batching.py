@@ -56,3 +56,14 @@ def test_one_bad_input_fails_alone() -> None:
     with pytest.raises(RuntimeError, match="Inference failed"):
         bad.result(timeout=5)
     batcher.close()
+
+
+def test_batched_grad_cam_equals_one_image_at_a_time() -> None:
+    from fhir_ai.imaging.model.inference import LoadedModel
+
+    model = LoadedModel.load("pneumonia-cxr", device="cpu")
+    images = np.random.default_rng(7).random((3, 1, 28, 28), dtype=np.float32)
+    together = model.explain_batch(images)
+    alone = np.stack([model.explain(image) for image in images])
+    assert together.shape == (3, 28, 28)
+    assert np.allclose(together, alone, atol=1e-4)
