@@ -16,6 +16,7 @@ from flask import Flask
 
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
+from fhir_ai.imaging.report import RESULT_KEYS
 from fhir_ai.jobs.probe import probe_request
 from fhir_ai.jobs.queue import CeleryJobQueue
 from fhir_ai.jobs.resend import resend_pending
@@ -175,3 +176,50 @@ def test_a_redis_restart_loses_no_job_and_the_web_app_degrades(
         for worker in workers:
             worker.terminate()
         redis.stop()
+
+
+RG1 = ("RG1_J2KR.dcm", "RG1_JLSN.dcm", "RG1_J2KI.dcm", "RG1_UNCR.dcm")  # one study, slow codecs
+
+
+def _stow(app: Flask, files: list[Path]) -> str:
+    """STOW-RS ``files``; the analysis Task it started."""
+    body = (
+        b"".join(
+            b"--b\r\nContent-Type: application/dicom\r\n\r\n" + f.read_bytes() + b"\r\n"
+            for f in files
+        )
+        + b"--b--\r\n"
+    )
+    response = app.test_client().post(
+        "/dicomweb/studies",
+        data=body,
+        content_type='multipart/related; type="application/dicom"; boundary=b',
+    )
+    assert response.status_code == 200, response.json
+    return str(response.headers["Content-Location"].rsplit("/", 1)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_sigkilled_imaging_worker_job_is_redelivered_and_reported_once(
+    fleet_settings: Settings, workers: list[Worker], tmp_path: Path, shared_data: Path
+) -> None:
+    settings = fleet_settings.model_copy(update={"analyze_on_store": True})
+    app = build_app(settings)
+    env = worker_env(REDIS_URL, settings.resolved_database_url(), tmp_path)
+    first = start_worker(env, f"i{uuid.uuid4().hex[:6]}", "imaging", tmp_path)
+    workers.append(first)
+    jobs = job_service(settings)
+    folder = shared_data / "dicom" / "chest_radiographs"
+    task_id = _stow(app, [folder / name for name in RG1])
+    assert wait_for(lambda: status(jobs, task_id) != "requested", 90, 0.02), tail(first.log)
+    first.kill()  # decoding four large JPEG 2000 / JPEG-LS images takes over a second
+    assert status(jobs, task_id) == "in-progress", "the job ended before the kill"
+    second = start_worker(env, f"j{uuid.uuid4().hex[:6]}", "imaging", tmp_path)
+    workers.append(second)
+    assert wait_for(lambda: status(jobs, task_id) == "completed", DONE_TIMEOUT_S), tail(second.log)
+    key = jobs.task(task_id)["identifier"][0]["value"]
+    reports = app.test_client().get(
+        "/fhir/DiagnosticReport", query_string={"identifier": f"{RESULT_KEYS}|{key}"}
+    )
+    assert reports.json["total"] == 1
