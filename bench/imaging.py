@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import torch
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID
 
 from fhir_ai.dicomweb.ingest import StowService
 from fhir_ai.fhir.search.parameters import SearchRegistry
@@ -46,6 +46,7 @@ from fhir_ai.store.database import create_db_engine, upgrade_schema
 from fhir_ai.store.dicom import DicomIndex
 from fhir_ai.store.objects import FileObjectStore
 from fhir_ai.store.repository import ResourceStore
+from tests.dicom_helpers import distinct_studies
 
 MODEL = "pneumonia-cxr"
 SAMPLE = "dicom/chest_radiographs/rsna_pneumonia_sample_jpegbaseline.dcm"
@@ -83,22 +84,6 @@ def forward_rate(model: LoadedModel, inputs: np.ndarray, seconds: float = 5.0) -
     return done / (time.perf_counter() - started)
 
 
-def studies(sample: bytes, count: int) -> list[bytes]:
-    """``count`` copies of the sample, each its own patient, study, series and instance."""
-    made = []
-    for i in range(count):
-        dataset = pydicom.dcmread(io.BytesIO(sample))
-        dataset.StudyInstanceUID = generate_uid()
-        dataset.SeriesInstanceUID = generate_uid()
-        dataset.SOPInstanceUID = generate_uid()
-        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-        dataset.PatientID = f"BENCH-{i:05d}"
-        out = io.BytesIO()
-        dataset.save_as(out, enforce_file_format=True)
-        made.append(out.getvalue())
-    return made
-
-
 def end_to_end_rate(sample: bytes, count: int, batch: int, tmp: Path) -> float:
     settings = Settings(data_dir=tmp, analyze_on_store=False, log_level="WARNING")
     engine = create_db_engine(settings)
@@ -114,7 +99,7 @@ def end_to_end_rate(sample: bytes, count: int, batch: int, tmp: Path) -> float:
     model = BatchedModel(LoadedModel.load(MODEL), batch, settings.imaging_batch_wait_ms / 1000)
     analyzer = StudyAnalyzer(store, index, objects, records, lambda _: model, router.report_code)
     stow = StowService(objects, index, records)
-    payloads = studies(sample, count)
+    payloads = distinct_studies(sample, count, prefix="BENCH")
     card = model.card
 
     def one(data: bytes) -> None:

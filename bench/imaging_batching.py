@@ -22,10 +22,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.imaging import SAMPLE, studies
+from bench.imaging import SAMPLE
 from fhir_ai.app import create_app
 from fhir_ai.settings import Settings
 from fhir_ai.store.database import upgrade_schema
+from tests.dicom_helpers import distinct_studies, stow_body
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 16
@@ -36,14 +37,8 @@ def backlog(settings: Settings, payloads: list[bytes]) -> None:
     app = create_app(settings)
     upgrade_schema(app.extensions["fhir_ai.engine"])
     client = app.test_client()
-    boundary = "bench"
     for payload in payloads:
-        body = (
-            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-            + payload
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        body, content_type = stow_body(payload)
         response = client.post("/dicomweb/studies", data=body, content_type=content_type)
         assert response.status_code == 200, response.get_data(as_text=True)
 
@@ -104,7 +99,7 @@ def main() -> None:
         "--redis", default=os.environ.get("FHIR_AI_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
     )
     args = parser.parse_args()
-    payloads = studies((args.data / SAMPLE).read_bytes(), args.jobs)
+    payloads = distinct_studies((args.data / SAMPLE).read_bytes(), args.jobs, prefix="BENCH")
     rates = {int(size): run(int(size), payloads, args.redis) for size in args.sizes.split(",")}
     for size, rate in rates.items():
         print(f"batch {size:>3}, {THREADS} job threads: {rate:8.2f} imaging jobs/s")

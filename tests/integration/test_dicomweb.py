@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 
 from fhir_ai.dicomweb.multipart import split_parts
 from tests.conftest import build_app, make_settings
+from tests.dicom_helpers import stow_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
 CHEST = ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "rsna_pneumonia_sample_jpegbaseline.dcm")
@@ -46,15 +47,7 @@ def _dicom(shared_data: Path, folder: str, name: str) -> Path:
 
 
 def _stow(base: str, *payloads: bytes) -> requests.Response:
-    boundary = "fhir-ai-test-boundary"
-    body = (
-        b"".join(
-            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + p + b"\r\n"
-            for p in payloads
-        )
-        + f"--{boundary}--\r\n".encode()
-    )
-    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    body, content_type = stow_body(*payloads)
     return requests.post(
         f"{base}/dicomweb/studies", data=body, headers={"Content-Type": content_type}, timeout=60
     )
@@ -175,14 +168,11 @@ def test_mixed_request_is_202_and_a_wrong_media_type_is_415(base: str, shared_da
 
 def test_study_in_the_url_must_match(base: str, shared_data: Path) -> None:
     good = _dicom(shared_data, "chest_radiographs", "RG1_UNCR.dcm").read_bytes()
-    boundary = "b"
-    body = b"--b\r\nContent-Type: application/dicom\r\n\r\n" + good + b"\r\n--b--\r\n"
+    body, content_type = stow_body(good)
     response = requests.post(
         f"{base}/dicomweb/studies/1.2.3.4",
         data=body,
-        headers={
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'
-        },
+        headers={"Content-Type": content_type},
         timeout=30,
     )
     assert response.status_code == 409
