@@ -34,6 +34,16 @@ class _TwoDimLogit(nn.Module):
         return logits.unsqueeze(1)
 
 
+def _grad_cam(member: SmallResNet) -> GradCAM:
+    """MONAI Grad-CAM on the member's last activation (its hooks stay for the model's life).
+
+    The wrapper is put in eval mode first: MONAI restores the wrapper's own mode after each
+    call, and a fresh module's mode is training, which would switch batch norm to batch
+    statistics for every later prediction.
+    """
+    return GradCAM(nn_module=_TwoDimLogit(member).eval(), target_layers=f"net.{GRADCAM_LAYER}")
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     """A packaged ensemble on a device, with its card."""
@@ -41,6 +51,7 @@ class LoadedModel:
     card: ModelCard
     device: torch.device
     members: tuple[SmallResNet, ...]
+    cams: tuple[GradCAM, ...]
 
     @classmethod
     def load(
@@ -61,7 +72,8 @@ class LoadedModel:
                 f"{weights} has SHA-256 {digest}; its card says {card.weights_sha256}"
             )
         torch_device = ensemble.select_device(device)
-        return cls(card, torch_device, tuple(ensemble.load_members(weights, torch_device)))
+        members = tuple(ensemble.load_members(weights, torch_device))
+        return cls(card, torch_device, members, tuple(_grad_cam(member) for member in members))
 
     def _check(self, images: FloatArray, ndim: int) -> None:
         expected = (1, *self.card.input.size)
@@ -100,11 +112,10 @@ class LoadedModel:
         self._check(images, 4)
         x = torch.from_numpy(images).to(self.device)
         total = torch.zeros((x.shape[0], *x.shape[-2:]), device=self.device)
-        for member in self.members:
-            cam = GradCAM(nn_module=_TwoDimLogit(member), target_layers=f"net.{GRADCAM_LAYER}")
+        for cam in self.cams:
             with torch.enable_grad():
                 total += cam(x, class_idx=0)[:, 0].detach().float()
-        heat = total / len(self.members)
+        heat = total / len(self.cams)
         flat = heat.reshape(len(heat), -1)
         low = flat.min(dim=1).values[:, None, None]
         span = flat.max(dim=1).values[:, None, None] - low

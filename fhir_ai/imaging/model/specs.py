@@ -158,7 +158,7 @@ BREAST_US = ModelSpec(
         negative=_label("169254007", "Ultrasound scan normal", "normal breast or benign lesion", 1),
     ),
     input=InputSpec(size=(28, 28), modalities=("US",), body_parts=("BREAST",)),
-    architecture=ArchitectureSpec(widths=(16, 32, 64), blocks=(2, 2, 2), dropout=0.3),
+    architecture=ArchitectureSpec(widths=(16, 32, 64), blocks=(2, 2, 2), dropout=0.1),
     train=TrainSpec(
         epochs=60,
         batch_size=64,

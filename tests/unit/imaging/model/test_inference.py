@@ -64,6 +64,18 @@ def test_explain_gives_a_normalised_map_of_the_input_size(
     assert float(heat.std()) > 0.05
 
 
+def test_explain_leaves_predictions_unchanged(
+    models: dict[str, LoadedModel], npz_path: dict[str, Path]
+) -> None:
+    model = models["pneumonia-cxr"]
+    images = load_split(npz_path["pneumonia-cxr"], "val", 1).images[:16]
+    before = model.predict(images)
+    model.explain(images[0])
+    model.explain(images[1])
+    np.testing.assert_array_equal(model.predict(images), before)
+    assert not any(member.training for member in model.members)
+
+
 def test_explain_looks_at_a_bright_opacity(models: dict[str, LoadedModel]) -> None:
     """A dense blob over one lung of a dark chest draws the pneumonia map to that side."""
     model = models["pneumonia-cxr"]
