@@ -9,7 +9,10 @@ import numpy.typing as npt
 from PIL import Image
 
 OVERLAY_SIDE = 512
-OPACITY = 0.45
+OPACITY = 0.5
+#: Only the most attended part of the image is tinted (yellow to red): Grad-CAM below
+#: this percentile of the map stays uncoloured.
+FLOOR_PERCENTILE = 60.0
 #: zlib level 1: a 512 x 512 overlay in a few ms; optimize=True took ~430 ms per report.
 
 FloatArray = npt.NDArray[np.float32]
@@ -21,12 +24,15 @@ def overlay_png(display: FloatArray, heatmap: FloatArray, side: int = OVERLAY_SI
     base = Image.fromarray(np.uint8(np.clip(gray, 0, 1) * 255)).resize(
         (side, side), Image.Resampling.BILINEAR
     )
-    heat = Image.fromarray(np.uint8(np.clip(heatmap, 0, 1) * 255)).resize(
+    heat = Image.fromarray(np.clip(heatmap, 0, 1).astype(np.float32)).resize(
         (side, side), Image.Resampling.BICUBIC
-    )
-    weights = np.asarray(heat, dtype=np.float32) / 255.0
-    colours = _jet(weights)
-    alpha = (OPACITY * np.sqrt(weights))[..., np.newaxis]  # cool regions stay see-through
+    )  # resized as floats: no banding
+    weights = np.asarray(heat, dtype=np.float32)
+    floor = float(np.percentile(weights, FLOOR_PERCENTILE))
+    top = float(weights.max())
+    focus = np.clip((weights - floor) / max(top - floor, 1e-6), 0, 1) ** 0.7
+    colours = _jet(0.55 + 0.45 * focus)  # green-yellow at the floor, red at the maximum
+    alpha = (OPACITY * focus)[..., np.newaxis]
     rgb = np.asarray(base.convert("RGB"), dtype=np.float32) / 255.0
     blended = (1 - alpha) * rgb + alpha * colours
     buffer = io.BytesIO()

@@ -34,6 +34,18 @@ class _TwoDimLogit(nn.Module):
         return logits.unsqueeze(1)
 
 
+def _unit_range(maps: torch.Tensor) -> torch.Tensor:
+    """Each map (N x 1 x H x W) scaled so its minimum is 0 and its maximum 1.
+
+    Used instead of MONAI's ``default_normalizer``, which maps (min, max) to (1, 0): it
+    flips the map, so the most attended regions would come out as the least.
+    """
+    flat = maps.reshape(len(maps), -1)
+    low = flat.min(dim=1).values.reshape(-1, 1, 1, 1)
+    span = flat.max(dim=1).values.reshape(-1, 1, 1, 1) - low
+    return torch.where(span > 1e-8, (maps - low) / span.clamp_min(1e-8), 0.0)
+
+
 def _grad_cam(member: SmallResNet) -> GradCAM:
     """MONAI Grad-CAM on the member's last activation (its hooks stay for the model's life).
 
@@ -41,7 +53,11 @@ def _grad_cam(member: SmallResNet) -> GradCAM:
     call, and a fresh module's mode is training, which would switch batch norm to batch
     statistics for every later prediction.
     """
-    return GradCAM(nn_module=_TwoDimLogit(member).eval(), target_layers=f"net.{GRADCAM_LAYER}")
+    return GradCAM(
+        nn_module=_TwoDimLogit(member).eval(),
+        target_layers=f"net.{GRADCAM_LAYER}",
+        postprocessing=_unit_range,
+    )
 
 
 @dataclass(frozen=True, slots=True)
