@@ -9,7 +9,7 @@ In one process, in the same run:
    B job threads sharing one dynamically batched model, results written as FHIR (images/s).
 
 Prints the ratio end-to-end / forward (goal >= 0.8 at steady state).
-Usage: ``python bench/imaging.py [--data ../shared/data] [--studies 64] [--batch 16]``.
+Usage: ``python -m bench.imaging [--data ../shared/data] [--studies 64] [--batch 16]``.
 Not a test.
 """
 
