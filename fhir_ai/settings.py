@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     job_resend_after_s: int = Field(
         default=900,
         ge=1,
-        description="`fhir-ai jobs resend --stale` and the worker start-up sweep re-send Tasks "
-        "still requested after this long (their message may have been lost).",
+        description="`fhir-ai jobs resend --stale` and the workers' sweep (at start, then this "
+        "often) re-send Tasks still requested after this long (their message may have been "
+        "lost), and the follow-ups of completed Tasks that could not be queued.",
     )
     worker_metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve worker Prometheus metrics on this port."

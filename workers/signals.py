@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from celery import Celery, signals
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from fhir_ai import worker_health
 from fhir_ai.jobs.routing import DEFAULT_QUEUE, RESEND_PENDING
@@ -19,6 +22,20 @@ from fhir_ai.settings import Settings
 from workers import metrics
 
 logger = logging.getLogger("workers.signals")
+
+
+class _SweepClock:
+    """When this worker last asked for a pending-jobs sweep (its own, per process)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every_s
+
+    def sent(self) -> None:
+        self.last = time.monotonic()
 
 
 def install(app: Celery, settings: Settings) -> None:
@@ -41,13 +58,25 @@ def install(app: Celery, settings: Settings) -> None:
         if settings.worker_metrics_port is not None:
             metrics.serve(settings.worker_metrics_port)
 
+    sweeps = _SweepClock(settings.job_resend_after_s)
+
+    def send_sweep() -> None:
+        try:
+            app.send_task(RESEND_PENDING, queue=DEFAULT_QUEUE, routing_key=DEFAULT_QUEUE)
+        except (KombuOperationalError, RedisError, OSError) as error:  # the next beat retries
+            logger.warning("pending jobs sweep not sent", extra={"error": type(error).__name__})
+            return
+        sweeps.sent()
+
     def on_ready(sender: Any = None, **_: Any) -> None:
         worker_health.beat(heartbeats, sender.hostname)
-        app.send_task(RESEND_PENDING, queue=DEFAULT_QUEUE, routing_key=DEFAULT_QUEUE)
+        send_sweep()
         logger.info("worker ready; pending jobs sweep sent")
 
     def on_heartbeat(sender: Any = None, **_: Any) -> None:
         worker_health.beat(heartbeats, sender.eventer.hostname)
+        if sweeps.due():  # every job_resend_after_s: Tasks left requested are queued again
+            send_sweep()
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         worker_health.forget(heartbeats, str(getattr(sender, "hostname", sender)))

@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 
 from fhir_ai.jobs.probe import MAX_PROBE_SECONDS, probe_result
-from fhir_ai.jobs.resend import resend_pending
+from fhir_ai.jobs.resend import resend_follow_ups, resend_pending
 from fhir_ai.jobs.task_resource import JOB_KEYS, parameter
 from workers.jobs import MAX_RETRIES, run_job
 from workers.runtime import worker_runtime
@@ -50,8 +50,9 @@ def resend(task: Any) -> dict[str, object]:
     """Send again the jobs whose message never reached, or was lost by, the broker."""
     runtime = worker_runtime()
     report = resend_pending(runtime.jobs, runtime.settings.job_resend_after_s)
-    logger.info("pending jobs swept", extra={"sent": report.sent})
-    return {"sent": report.sent, "broker_down": report.broker_down}
+    follow_ups = 0 if report.broker_down else resend_follow_ups(runtime.jobs)
+    logger.info("pending jobs swept", extra={"sent": report.sent, "follow_ups": follow_ups})
+    return {"sent": report.sent, "broker_down": report.broker_down, "follow_ups": follow_ups}
 
 
 resend_task = shared_task(name="workers.system.resend_pending", bind=True)(resend)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
 
 from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.jobs import task_resource
@@ -51,6 +52,31 @@ def resend_pending(jobs: JobService, stale_after_s: float | None) -> ResendRepor
         sent += progress
         if not progress:  # every Task was claimed by another sweeper or is unknown
             return ResendReport(sent, broker_down=False)
+
+
+def resend_follow_ups(jobs: JobService) -> int:
+    """Run the completion follow-ups (notifications, write-back) again for each Task tagged
+    follow-up-pending; how many Tasks were taken up. Each is untagged first, under its job
+    key's lock, so two sweepers do not both take it; a listener that fails again re-tags it.
+    """
+    criteria = f"_tag={JOB_PARAMETERS}|{task_resource.FOLLOW_UP_PENDING}&_count={_BATCH}"
+    with jobs.store.session(read_only=True) as session:
+        query = jobs.fhir.parse_search("Task", parse_qsl(criteria), strict=True)
+        found = [r.id for r in session.search(query, "").matches]
+    taken = 0
+    for task_id in found:
+        with jobs.store.session() as session:
+            task = session.read("Task", task_id).content or {}
+            key = next((i["value"] for i in task.get("identifier", [])), task_id)
+            session.lock(key)
+            task = session.read("Task", task_id).content or {}
+            tags = task.get("meta", {}).get("tag", [])
+            if not any(t.get("code") == task_resource.FOLLOW_UP_PENDING for t in tags):
+                continue
+            session.update(task_resource.with_follow_up_pending(task, False), task_id)
+        jobs.notify_completed(task_id)
+        taken += 1
+    return taken
 
 
 def _cutoff(stale_after_s: float | None) -> str | None:

@@ -99,9 +99,14 @@ class JobService:
         """Mark the Task completed with its results, then tell the listeners."""
         with self.store.session() as session:
             task = self._task(session, task_id)
-            done = session.update(task_resource.completed(task, outputs, note), task_id).stored
+            session.update(task_resource.completed(task, outputs, note), task_id)
+        self.notify_completed(task_id)
+
+    def notify_completed(self, task_id: str) -> None:
+        """Tell the listeners (notifications, write-back) that the Task completed."""
+        task = self.task(task_id)
         for listener in self.listeners:
-            listener({**(done.content or {}), "id": task_id})
+            listener({**task, "id": task_id})
 
     def fail(self, task_id: str, reason: str, issue_code: str = "processing") -> None:
         """Mark the Task failed with ``reason`` (never PHI: a reason about the input's form)."""

@@ -59,6 +59,20 @@ def parameter(task: dict[str, Any], name: str) -> str | None:
 
 
 NOT_QUEUED: Final = "not-queued"
+#: ``meta.tag`` of a completed Task whose notifications or write-back could not be queued.
+FOLLOW_UP_PENDING: Final = "follow-up-pending"
+
+
+def with_follow_up_pending(task: dict[str, Any], pending: bool) -> dict[str, Any]:
+    """The Task with the follow-up-pending tag set or cleared."""
+    meta = dict(task.get("meta", {}))
+    tags = [t for t in meta.get("tag", []) if t.get("code") != FOLLOW_UP_PENDING]
+    if pending:
+        tags.append({"system": JOB_PARAMETERS, "code": FOLLOW_UP_PENDING})
+    meta["tag"] = tags
+    if not tags:
+        del meta["tag"]
+    return {**task, "meta": meta}
 
 
 def not_queued(task: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fhir_ai.errors import FhirAiError, ServiceUnavailable
 from fhir_ai.fhir.service import FhirService
+from fhir_ai.jobs import task_resource
 from fhir_ai.jobs.queue import JobQueue
 from fhir_ai.jobs.routing import DELIVER_NOTIFICATION, WRITE_BACK
 from fhir_ai.settings import Settings
@@ -54,4 +55,12 @@ class ResultListeners:
             try:
                 self.queue.send(task_name, args)
             except ServiceUnavailable:
-                logger.warning("notification not queued", extra={"task": task_name})
+                logger.warning("follow-up not queued; the pending-jobs sweep sends it")
+                self._mark_pending(task["id"])
+                return
+
+    def _mark_pending(self, task_id: str) -> None:
+        """Tag the Task so the sweep runs these follow-ups again (they are idempotent)."""
+        with self.store.session() as session:
+            task = session.read("Task", task_id).content or {}
+            session.update(task_resource.with_follow_up_pending(task, True), task_id)
