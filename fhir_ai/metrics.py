@@ -18,7 +18,7 @@ Metrics:
   need whole-server request metrics can run prometheus_client's multiprocess mode
   (``PROMETHEUS_MULTIPROC_DIR``); it is not set up here.
 * ``fhir_ai_cds_feedback_total{service, outcome}`` -- feedback items received (counter).
-* ``fhir_ai_cds_cards_total{service}`` -- cards issued (counter).
+* ``fhir_ai_cds_cards_total{service,indicator}`` -- cards issued (counter).
 * ``fhir_ai_cds_feedback_accept_ratio{service}`` -- accepted / (accepted + overridden),
   only for services with such feedback (gauge).
 
@@ -80,7 +80,8 @@ class CdsCollector(Collector):
 
     @staticmethod
     def _families(
-        feedback: dict[tuple[str, str], int] | None = None, cards: dict[str, int] | None = None
+        feedback: dict[tuple[str, str], int] | None = None,
+        cards: dict[tuple[str, str], int] | None = None,
     ) -> list[Metric]:
         feedback_total = CounterMetricFamily(
             "fhir_ai_cds_feedback_total",
@@ -88,7 +89,9 @@ class CdsCollector(Collector):
             labels=("service", "outcome"),
         )
         cards_total = CounterMetricFamily(
-            "fhir_ai_cds_cards_total", "CDS Hooks cards issued, by service.", labels=("service",)
+            "fhir_ai_cds_cards_total",
+            "CDS Hooks cards issued, by service and indicator.",
+            labels=("service", "indicator"),
         )
         accept_ratio = GaugeMetricFamily(
             "fhir_ai_cds_feedback_accept_ratio",
@@ -99,8 +102,8 @@ class CdsCollector(Collector):
         for (service, outcome), count in sorted((feedback or {}).items()):
             feedback_total.add_metric((service, outcome), count)
             outcomes.setdefault(service, {})[outcome] = count
-        for service, count in sorted((cards or {}).items()):
-            cards_total.add_metric((service,), count)
+        for (service, indicator), count in sorted((cards or {}).items()):
+            cards_total.add_metric((service, indicator), count)
         for service, counts in outcomes.items():
             accepted = counts.get("accepted", 0)
             decided = accepted + counts.get("overridden", 0)

@@ -101,7 +101,13 @@ def create_cds_blueprint(
         response = without_invalid_actions(service.evaluate(call), service.id)
         audit_context().cards.extend(card.uuid for card in response.cards)
         for card in response.cards:  # remembered off the request path, with the audit
-            issued = IssuedCard(card.uuid, service.id, hook_request.hookInstance, service.version)
+            issued = IssuedCard(
+                card.uuid,
+                service.id,
+                hook_request.hookInstance,
+                service.version,
+                str(getattr(card.indicator, "value", card.indicator)),
+            )
             writer.submit(write_issued_cards, issued)
         logger.info(
             "hook call",

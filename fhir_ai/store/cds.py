@@ -22,6 +22,7 @@ class IssuedCard:
     service_id: str
     hook_instance: str
     model_version: str | None
+    indicator: str | None = None  # info, warning or critical
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ def _insert_cards(connection: Connection, cards: Iterable[IssuedCard]) -> None:
             "service_id": c.service_id,
             "hook_instance": c.hook_instance,
             "model_version": c.model_version,
+            "indicator": c.indicator,
             "created_at": _now(),
         }
         for c in cards
@@ -123,10 +125,13 @@ class CdsStore:
             ).all()
         return {(service_id, outcome): int(count) for service_id, outcome, count in rows}
 
-    def card_counts(self) -> dict[str, int]:
-        """Issued-card counts per service."""
+    def card_counts(self) -> dict[tuple[str, str], int]:
+        """Issued-card counts per service and indicator (``unknown`` for older rows)."""
+        indicator = func.coalesce(cds_cards.c.indicator, "unknown")
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(cds_cards.c.service_id, func.count()).group_by(cds_cards.c.service_id)
+                select(cds_cards.c.service_id, indicator, func.count()).group_by(
+                    cds_cards.c.service_id, indicator
+                )
             ).all()
-        return {service_id: int(count) for service_id, count in rows}
+        return {(service_id, level): int(count) for service_id, level, count in rows}

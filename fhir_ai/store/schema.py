@@ -110,6 +110,7 @@ cds_cards = Table(
     Column("hook_instance", String(128), nullable=False),
     Column("model_version", String(128), nullable=True),
     Column("created_at", DateTime(timezone=False), nullable=False),
+    Column("indicator", String(16), nullable=True),
     Index("ix_cds_card_service", "service_id"),
 )
 

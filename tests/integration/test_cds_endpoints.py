@@ -279,7 +279,9 @@ def test_feedback_is_stored_once_per_event(app: Flask, token: Callable[..., str]
     )
     card_uuid = call.json["cards"][0]["uuid"]
     app.extensions["fhir_ai.writer"].flush()  # issued cards are written in the background
-    assert CdsStore(app.extensions["fhir_ai.engine"]).card_counts() == {"patient-greeter": 1}
+    assert CdsStore(app.extensions["fhir_ai.engine"]).card_counts() == {
+        ("patient-greeter", "info"): 1
+    }
     feedback = {
         "feedback": [
             {

@@ -115,9 +115,9 @@ def test_cds_feedback_counters_and_accept_ratio(app: Flask) -> None:
     store = CdsStore(app.extensions["fhir_ai.engine"])
     cards = {name: [str(uuid.uuid4()) for _ in range(4)] for name in ("alpha", "beta")}
     store.record_cards(
-        IssuedCard(card, service, str(uuid.uuid4()), "m@1")
+        IssuedCard(card, service, str(uuid.uuid4()), "m@1", "warning" if i == 0 else "info")
         for service, uuids in cards.items()
-        for card in uuids
+        for i, card in enumerate(uuids)
     )
     store.record_cards([IssuedCard(str(uuid.uuid4()), "gamma", "h", None)])
     alpha = cards["alpha"]
@@ -149,7 +149,13 @@ def test_cds_feedback_counters_and_accept_ratio(app: Flask) -> None:
         ("alpha", "overridden"): 1,
         ("beta", "overridden"): 1,
     }
-    assert store.card_counts() == {"alpha": 4, "beta": 4, "gamma": 1}
+    assert store.card_counts() == {
+        ("alpha", "info"): 3,
+        ("alpha", "warning"): 1,
+        ("beta", "info"): 3,
+        ("beta", "warning"): 1,
+        ("gamma", "unknown"): 1,
+    }
 
     _, samples = scrape(app)
     feedback = "fhir_ai_cds_feedback_total"
@@ -157,8 +163,10 @@ def test_cds_feedback_counters_and_accept_ratio(app: Flask) -> None:
     assert value(samples, feedback, service="alpha", outcome="overridden") == 1
     assert value(samples, feedback, service="beta", outcome="overridden") == 1
     assert value(samples, feedback, service="beta", outcome="accepted") is None
-    assert value(samples, "fhir_ai_cds_cards_total", service="alpha") == 4
-    assert value(samples, "fhir_ai_cds_cards_total", service="gamma") == 1
+    cards_total = "fhir_ai_cds_cards_total"
+    assert value(samples, cards_total, service="alpha", indicator="info") == 3
+    assert value(samples, cards_total, service="alpha", indicator="warning") == 1
+    assert value(samples, cards_total, service="gamma", indicator="unknown") == 1
     ratio = "fhir_ai_cds_feedback_accept_ratio"
     assert value(samples, ratio, service="alpha") == pytest.approx(0.75)
     assert value(samples, ratio, service="beta") == 0

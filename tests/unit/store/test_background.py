@@ -78,4 +78,4 @@ def test_a_failing_kind_does_not_lose_the_others(store: ResourceStore) -> None:
     writer.submit(write_issued_cards, IssuedCard("card-1", "svc", "hook-1", "m@1"))
     writer.close()
     assert _count(store) == 1
-    assert CdsStore(store.engine).card_counts() == {"svc": 1}
+    assert CdsStore(store.engine).card_counts() == {("svc", "unknown"): 1}
