@@ -64,6 +64,7 @@ class TrainSpec:
     calibration_fraction: float = 0.15
     calibrate_on_val: bool = False
     min_specificity: float | None = None
+    ema_decay: float | None = None
     workers: int = 2
     augment: AugmentSpec = field(default_factory=AugmentSpec)
 
