@@ -70,3 +70,25 @@ def cosine_lr(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters and buffers (a no-op without decay)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float | None) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()} if decay else {}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        if self.decay is None:
+            return
+        for key, value in model.state_dict().items():
+            if value.is_floating_point():
+                self.state[key].mul_(self.decay).add_(value.detach(), alpha=1 - self.decay)
+            else:
+                self.state[key].copy_(value)
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        if self.decay is not None:
+            model.load_state_dict(self.state)

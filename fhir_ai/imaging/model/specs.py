@@ -64,6 +64,7 @@ class TrainSpec:
     calibration_fraction: float = 0.15
     calibrate_on_val: bool = False
     min_specificity: float | None = None
+    ema_decay: float | None = None
     workers: int = 2
     augment: AugmentSpec = field(default_factory=AugmentSpec)
 
@@ -151,7 +152,7 @@ PNEUMONIA_CXR = ModelSpec(
 
 BREAST_US = ModelSpec(
     name="breast-us",
-    version="1.0.0",
+    version="1.1.0",
     title="Breast ultrasound: malignant vs normal or benign",
     labels=Labels(
         positive=_label("254837009", "Malignant neoplasm of breast", "malignant lesion", 0),
@@ -160,7 +161,7 @@ BREAST_US = ModelSpec(
     input=InputSpec(size=(28, 28), modalities=("US",), body_parts=("BREAST",)),
     architecture=ArchitectureSpec(widths=(16, 32, 64), blocks=(2, 2, 2), dropout=0.1),
     train=TrainSpec(
-        epochs=60,
+        epochs=120,
         batch_size=64,
         members=8,
         own_test_fraction=0.15,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from fhir_ai.imaging.model import ensemble
-from fhir_ai.imaging.model.augment import augment, cosine_lr, mixup
+from fhir_ai.imaging.model.augment import WeightAverage, augment, cosine_lr, mixup
 from fhir_ai.imaging.model.card import (
     CARD_FILE,
     WEIGHTS_FILE,
@@ -90,6 +90,7 @@ def train_member(
     images = torch.from_numpy(fit.images).to(device)
     targets = torch.from_numpy(fit.targets).float().to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    ema = WeightAverage(model, hp.ema_decay)
     model.train()
     for epoch in range(hp.epochs):
         order = torch.from_numpy(rng.permutation(len(fit))).to(device)
@@ -108,6 +109,7 @@ def train_member(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
+            ema.update(model)
             total += float(loss.detach())
         logger.info(
             "%s seed %d epoch %d/%d loss %.4f",
@@ -117,6 +119,7 @@ def train_member(
             hp.epochs,
             total / max(steps, 1),
         )
+    ema.copy_to(model)
     return ensemble.to_stored(model)
 
 
