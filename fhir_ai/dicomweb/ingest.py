@@ -90,6 +90,8 @@ class StowService:
                 return outcome, True
             existing = self.index.stored_key(parsed.sop_instance_uid)
         if existing == content_key(data):
+            if self.objects.path(existing) is None:  # indexed but its bytes are lost: restore
+                self.objects.put(data)
             return outcome, False  # the same bytes again: nothing changes
         return _failed(
             outcome,
