@@ -44,6 +44,7 @@ def loaded_model(name: str) -> ImagingModel:
     job threads of this worker (a per-process cache: loaded on first use, in the child).
     """
     import torch
+
     from fhir_ai.imaging.model.inference import LoadedModel
 
     settings = worker_runtime().settings
