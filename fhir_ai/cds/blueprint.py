@@ -28,6 +28,7 @@ from fhir_ai.security.cds_jwt import AuthenticationFailed
 from fhir_ai.settings import Settings
 from fhir_ai.store.background import BackgroundWriter
 from fhir_ai.store.cds import CdsStore, FeedbackEvent, IssuedCard, write_issued_cards
+from fhir_ai.urls import public_url
 
 logger = logging.getLogger("fhir_ai.cds")
 M = TypeVar("M", CdsRequest, FeedbackRequest)
@@ -46,7 +47,7 @@ def create_cds_blueprint(
     bp = Blueprint("cds", __name__)
 
     def root_url() -> str:
-        return (settings.public_base_url or request.host_url).rstrip("/")
+        return public_url(settings)
 
     def endpoint_url() -> str:
         return root_url() + request.path

@@ -20,6 +20,7 @@ from fhir_ai.security.dicomweb_access import install_dicomweb_auth
 from fhir_ai.settings import Settings
 from fhir_ai.store.dicom import DicomIndex, StoredInstance, StudyQuery
 from fhir_ai.store.objects import ObjectStore
+from fhir_ai.urls import public_url
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -39,7 +40,7 @@ def create_dicomweb_blueprint(
     install_dicomweb_auth(bp, settings)  # SMART bearer tokens, ImagingStudy scopes
 
     def base_url() -> str:
-        return (settings.public_base_url or request.host_url).rstrip("/") + "/dicomweb"
+        return public_url(settings, "/dicomweb")
 
     @bp.before_request
     def larger_bodies() -> None:
@@ -54,7 +55,7 @@ def create_dicomweb_blueprint(
         response = _json(responses.stow_response(result, base_url(), study))
         response.status_code = responses.stow_status(result)
         if result.tasks:
-            fhir_base = (settings.public_base_url or request.host_url).rstrip("/") + "/fhir"
+            fhir_base = public_url(settings, "/fhir")
             response.headers["Content-Location"] = f"{fhir_base}/Task/{result.tasks[0]}"
         if result.analysis_delayed:
             response.headers["Warning"] = '199 fhir-ai "analysis queue unavailable; delayed"'

@@ -28,6 +28,7 @@ from fhir_ai.security.fhir_access import install_smart_auth
 from fhir_ai.security.smart import capability_security
 from fhir_ai.settings import Settings
 from fhir_ai.store.repository import ResourceStore, StoredResource
+from fhir_ai.urls import public_url
 
 logger = logging.getLogger("fhir_ai.fhir")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -60,7 +61,7 @@ def create_fhir_blueprint(
         )
 
     def base_url() -> str:
-        return (settings.public_base_url or request.host_url).rstrip("/") + "/fhir"
+        return public_url(settings, "/fhir")
 
     def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         media_type = http.response_media_type(request)

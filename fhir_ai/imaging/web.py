@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from sqlalchemy import Engine
 
 from fhir_ai.dicomweb.blueprint import create_dicomweb_blueprint
@@ -21,6 +21,7 @@ from fhir_ai.settings import Settings
 from fhir_ai.store.dicom import DicomIndex
 from fhir_ai.store.objects import FileObjectStore
 from fhir_ai.store.repository import ResourceStore
+from fhir_ai.urls import public_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def build_imaging_web(
         jobs,
         ModelRouter.load(settings.terminology_path()),
         StudyRecordSettings(
-            wado_rs_base_url=lambda: _public(settings, "/dicomweb"),
+            wado_rs_base_url=lambda: public_url(settings, "/dicomweb"),
             patient_id_system=settings.dicom_patient_id_system,
             terminology_dir=settings.terminology_path(),
             analyze_on_store=settings.analyze_on_store,
@@ -65,7 +66,7 @@ def build_imaging_web(
                 f"No model applies to the images of ImagingStudy/{resource_id} "
                 "(see terminology/imaging/model-routing.json)"
             )
-        base = _public(settings, "/fhir")
+        base = public_url(settings, "/fhir")
         tasks = ", ".join(f"Task/{job.task_id} ({job.status})" for job in submitted)
         body = operation_outcome("informational", f"Analysis accepted: {tasks}", "information")
         response = http.json_response(body, 202, http.FHIR_JSON)
@@ -80,8 +81,3 @@ def build_imaging_web(
         interaction="read",
     )
     return ImagingWeb(blueprint, (operation,))
-
-
-def _public(settings: Settings, path: str) -> str:
-    """A public URL of this server, as configured or as the current request names it."""
-    return (settings.public_base_url or request.host_url).rstrip("/") + path

@@ -28,6 +28,7 @@ from fhir_ai.jobs.service import JobService
 from fhir_ai.nlp.jobs import EXTRACTABLE, extraction_request, pipeline_key
 from fhir_ai.settings import Settings
 from fhir_ai.store.repository import ResourceStore
+from fhir_ai.urls import public_url
 
 logger = logging.getLogger("fhir_ai.nlp")
 SYNC_TIMEOUT_S = 30.0
@@ -68,7 +69,7 @@ class NlpWeb:
     def extract_document(self, resource_type: str, resource_id: str) -> Response:
         """``POST [type]/[id]/$extract``: 202 with the Task in Content-Location."""
         task_id, status = self.submit(resource_type, resource_id)
-        base = (self.settings.public_base_url or request.host_url).rstrip("/") + "/fhir"
+        base = public_url(self.settings, "/fhir")
         body = operation_outcome(
             "informational", f"Extraction {status}: Task/{task_id}", "information"
         )

@@ -14,6 +14,7 @@ from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.security.scopes import Interaction
 from fhir_ai.security.smart import AccessDenied, AuthenticationFailed, build_smart_verifier
 from fhir_ai.settings import Settings
+from fhir_ai.urls import public_url
 
 
 def install_dicomweb_auth(bp: Blueprint, settings: Settings) -> None:
@@ -25,8 +26,7 @@ def install_dicomweb_auth(bp: Blueprint, settings: Settings) -> None:
     def before_request() -> None:
         if request.method == "OPTIONS":
             return
-        base = (settings.public_base_url or request.host_url).rstrip("/")
-        audience = settings.fhir_audience or f"{base}/fhir"
+        audience = settings.fhir_audience or public_url(settings, "/fhir")
         access = verifier.verify(request.headers.get("Authorization"), audience)
         g.audit_client = access.label
         interaction = _interaction()

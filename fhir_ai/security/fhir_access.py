@@ -40,6 +40,7 @@ from fhir_ai.security.smart import (
     smart_configuration,
 )
 from fhir_ai.settings import Settings
+from fhir_ai.urls import public_url
 
 logger = logging.getLogger("fhir_ai.security")
 
@@ -107,7 +108,7 @@ class _Guard:
         self.interactions = {**_ROUTE_INTERACTIONS, **operations}
 
     def base_url(self) -> str:
-        return (self.settings.public_base_url or request.host_url).rstrip("/") + "/fhir"
+        return public_url(self.settings, "/fhir")
 
     def before_request(self) -> None:
         route = (request.endpoint or "").rsplit(".", 1)[-1]
