@@ -122,7 +122,7 @@ def end_to_end_rate(sample: bytes, count: int, batch: int, tmp: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--data", type=Path, default=Settings().shared_data_dir)
     parser.add_argument("--studies", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()

@@ -92,7 +92,7 @@ def _wait(settings: Settings, condition: Callable[[int, int], bool], timeout: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--data", type=Path, default=Settings().shared_data_dir)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--sizes", default="16,1")
     parser.add_argument(

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fhir_ai.settings import Settings
+
 FLAGS = ("is_negated", "is_uncertain", "is_historical", "is_hypothetical", "is_family")
 
 
@@ -66,7 +68,7 @@ def spans(docs: list[Any]) -> list[set[tuple[int, int, str, tuple[bool, ...]]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--data", type=Path, default=Settings().shared_data_dir)
     parser.add_argument("--notes", type=int, default=300, help="number of 2 KB notes")
     args = parser.parse_args()
     from fhir_ai.nlp.pipeline import load_pipeline

@@ -1,6 +1,7 @@
 """``label-cxr --binary`` micro-F1 on the OpenI development reports against NegBio's gold labels.
 
-Usage: ``python bench/openi_f1.py [--data ../shared/data/nlp/openi] [--errors FINDING]``.
+Usage: ``python -m bench.openi_f1 [--data DIR] [--errors FINDING]`` (default: the openi folder
+under ``FHIR_AI_SHARED_DATA_DIR``).
 Prints the micro-F1 over the 14 findings and per finding, for the shipped binary mapping
 (uncertain counts as negative) and for the alternative (uncertain counts as positive), on all
 reports and separately on the development part and the held-out part (every 5th report,
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from fhir_ai.nlp.cxr import BINARY_POSITIVE, FINDINGS, binary_labels, label_report
 from fhir_ai.nlp.pipeline import load_pipeline
+from fhir_ai.settings import Settings
 
 
 def report_text(row: dict[str, str]) -> str:
@@ -80,7 +82,7 @@ def micro(table: dict[str, list[int]]) -> tuple[float, list[int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/nlp/openi"))
+    parser.add_argument("--data", type=Path, default=Settings().shared_data_dir / "nlp" / "openi")
     parser.add_argument("--errors", default=None, help="print the dev-part errors of a finding")
     args = parser.parse_args()
     ids, texts, gold = load(args.data)
