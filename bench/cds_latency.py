@@ -80,7 +80,6 @@ import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 from fhir_api import (
-    RESULTS_DIR,
     ROOT,
     Latency,
     Server,
@@ -88,6 +87,7 @@ from fhir_api import (
     scratch_database,
     start_server,
     vacuum_analyze,
+    write_results,
 )
 from jwt.algorithms import ECAlgorithm
 
@@ -718,16 +718,7 @@ def run(args: argparse.Namespace) -> int:
     for result in results:
         print_result(result)
     if not args.no_json:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"cds_latency-{stamp}.json"
-        payload = {
-            "args": vars(args),
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "results": [asdict(r) for r in results],
-        }
-        path.write_text(json.dumps(payload, indent=2, default=str))
-        print(f"\nresults written to {path.relative_to(ROOT)}")
+        write_results("cds_latency", args, results)
     return 0 if all(all(r.checks.values()) for r in results) else 1
 
 

@@ -726,19 +726,24 @@ def run(args: argparse.Namespace) -> int:
     for mode in modes:
         summaries[mode] = print_summary([r for r in results if r.plan_cache_mode == mode], mode)
     if not args.no_json:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"fhir_api-{stamp}.json"
-        payload = {
-            "args": vars(args),
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "results": [asdict(r) for r in results],
-            "summary": summaries,
-        }
-        path.write_text(json.dumps(payload, indent=2, default=str))
-        print(f"\nresults written to {path.relative_to(ROOT)}")
+        write_results("fhir_api", args, results, summary=summaries)
     # The goals are judged on the first mode (by default the server as it is configured).
     return 0 if all(summaries[modes[0]]["checks"].values()) else 1
+
+
+def write_results(name: str, args: argparse.Namespace, results: list[Any], **extra: Any) -> None:
+    """Write a run's arguments, machine and results to ``bench/results/<name>-<time>.json``."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    payload = {
+        "args": vars(args),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "results": [asdict(r) for r in results],
+        **extra,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    print(f"\nresults written to {path.relative_to(ROOT)}")
 
 
 def main(argv: list[str] | None = None) -> int:
