@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from fhir_ai.errors import ConfigurationError
@@ -100,9 +103,14 @@ def body_site(terminology_dir: Path, body_part: str | None) -> tuple[str, str] |
     """The SNOMED CT (code, display) of a DICOM Body Part Examined term."""
     if not body_part:
         return None
+    return _body_parts_cache(terminology_dir).get(body_part.strip().upper())
+
+
+@cache
+def _body_parts_cache(terminology_dir: Path) -> Mapping[str, tuple[str, str]]:
+    """The Body Part Examined map, read once per process and folder (the file is data)."""
     mapping = _read_json(terminology_dir / BODY_PARTS_FILE)["map"]
-    found = mapping.get(body_part.strip().upper())
-    return (found[0], found[1]) if found else None
+    return MappingProxyType({term: (code, display) for term, (code, display) in mapping.items()})
 
 
 def _upper(values: list[str]) -> frozenset[str]:
