@@ -78,3 +78,4 @@ def test_deleted_results_and_reports_are_not_read(backend_app: Flask, client: Fl
     assert client.delete(f"/fhir/DiagnosticReport/{report}").status_code in (200, 204)
     reports, observations, running = _read(backend_app, patient, 30, 10)
     assert (reports, observations, running) == ([kept], set(), 0)
+    assert _read(backend_app, patient, 30, 1)[0] == [kept]  # the deleted newer one is passed
