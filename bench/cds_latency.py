@@ -482,7 +482,8 @@ def profile_in_process(settings: Settings, patient: str, prefetch: dict[str, Any
         assert response.status_code == 200, response.data[:300]
     profiler.disable()
     elapsed = time.perf_counter() - started
-    app.extensions["fhir_ai.engine"].dispose()
+    for name in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
+        app.extensions[name].dispose()
     out = io.StringIO()
     out.write(f"in-process: {n} calls, {elapsed / n * 1000:.2f} ms per call (with cProfile)\n")
     stats = pstats.Stats(profiler, stream=out).strip_dirs()

@@ -33,7 +33,7 @@ from fhir_ai.security.fhir_access import register_smart_configuration
 from fhir_ai.settings import Settings
 from fhir_ai.store.background import BackgroundWriter
 from fhir_ai.store.cds import CdsStore
-from fhir_ai.store.database import create_db_engine
+from fhir_ai.store.database import create_db_engine, create_fixed_read_engine
 from fhir_ai.store.repository import ResourceStore
 from fhir_ai.subscriptions.activation import SubscriptionActivator
 from fhir_ai.subscriptions.listeners import ResultListeners
@@ -56,11 +56,13 @@ def create_app(
     app.extensions["fhir_ai.settings"] = settings
 
     engine = create_db_engine(settings)
+    fixed_reads = create_fixed_read_engine(settings, engine)
     registry = SearchRegistry.load()
     store = ResourceStore(engine, registry)
     service = FhirService(registry, settings)
     writer = BackgroundWriter(store)  # audit events and issued cards, off the request path
     app.extensions["fhir_ai.engine"] = engine
+    app.extensions["fhir_ai.fixed_read_engine"] = fixed_reads
     app.extensions["fhir_ai.store"] = store
     app.extensions["fhir_ai.writer"] = writer
 
@@ -85,7 +87,9 @@ def create_app(
             cds_services
             if cds_services is not None
             else default_services(
-                StoreResultsReader(store, service), settings, BrokerStatus(settings.broker_url)
+                StoreResultsReader(store, service, fixed_reads),
+                settings,
+                BrokerStatus(settings.broker_url),
             )
         ),
         build_authenticator(settings, engine),

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import Engine
+
 from fhir_ai.fhir.ai_results import AI_ASSERTED, AiImagingReport, read_report
 from fhir_ai.fhir.nlp_results import NLP_FINDING, NoteFinding, read_finding
 from fhir_ai.fhir.service import FhirService
@@ -39,15 +41,19 @@ class AiResultsReader(Protocol):
 class StoreResultsReader:
     """:class:`AiResultsReader` over this server's FHIR store (indexed searches)."""
 
-    def __init__(self, store: ResourceStore, service: FhirService) -> None:
+    def __init__(
+        self, store: ResourceStore, service: FhirService, fixed_reads: Engine | None = None
+    ) -> None:
         self.store = store
         self.service = service
+        #: The engine of the fixed-shape read (see ``create_fixed_read_engine``).
+        self.fixed_reads = fixed_reads or store.engine
 
     def imaging(self, patient_id: str, since: datetime, limit: int) -> PatientImaging:
         """One fixed-shape statement (:mod:`fhir_ai.store.ai_results`) in one transaction:
         what ``DiagnosticReport?patient&_security=AIAST&date=ge&_include=result&_sort=-date``
         and a ``Task?patient&code&status&_summary=count`` would find."""
-        rows = read_imaging_results(self.store.engine, patient_id, since, limit)
+        rows = read_imaging_results(self.fixed_reads, patient_id, since, limit)
         return PatientImaging(
             [read_report(report, rows.observations) for report in rows.reports], rows.running
         )
