@@ -3,12 +3,12 @@ from one background thread per process.
 
 Requests hand a record over with the *sink* that writes its kind (a function taking a
 store session and a list of records) and return; the thread writes what has queued up
-every ``interval_s`` (or at once when ``max_batch`` are waiting) in one transaction that
-does not wait for PostgreSQL's WAL flush, each sink in its own savepoint so that one
-failing kind does not lose the others. On SQLite this also means one writer per process
-instead of one per request thread: request threads never queue for the write lock. A
-process that exits normally flushes first; one that is killed loses at most the records of
-the last interval. When the queue is full (the database is down or far behind), records
+within ``interval_s`` of the first record (at once when ``max_batch`` are waiting) in one
+transaction that does not wait for PostgreSQL's WAL flush, each sink in its own savepoint
+so that one failing kind does not lose the others. On SQLite this also means one writer
+per process instead of one per request thread: request threads never queue for the write
+lock. A process that exits normally flushes first; one that is killed loses at most the
+records of the last interval. When the queue is full (the database is down or far behind), records
 are written by the request thread itself rather than dropped.
 """
 
@@ -103,9 +103,33 @@ class BackgroundWriter:
             if first is None:
                 self._queue.task_done()
                 return
-            time.sleep(self.interval_s)  # let a batch gather
-            batch = [first, *self._take(self.max_batch - 1)]
-            self._write(batch)
+            self._write(self._gather(first))
+
+    def _gather(self, first: _Item) -> list[_Item]:
+        """``first`` and what arrives within ``interval_s``, up to ``max_batch``.
+
+        A full batch is written at once: under sustained load the thread never sleeps
+        while records wait (sleeping a whole interval per batch capped it at
+        ``max_batch`` records per interval, and a full queue makes request threads write
+        themselves).
+        """
+        batch = [first]
+        deadline = time.monotonic() + self.interval_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                batch += self._take(self.max_batch - len(batch))
+                break
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if item is None:  # the stop marker: put back for ``_run``
+                self._queue.task_done()
+                self._queue.put_nowait(None)
+                break
+            batch.append(item)
+        return batch
 
     def _take(self, limit: int) -> list[_Item]:
         """Up to ``limit`` queued records, without waiting; a stop marker is put back."""

@@ -59,6 +59,17 @@ def test_events_are_written_in_the_background_and_on_flush(store: ResourceStore)
     writer.close()
 
 
+def test_a_full_batch_is_written_without_waiting_for_the_interval(store: ResourceStore) -> None:
+    writer = BackgroundWriter(store, interval_s=120, max_batch=5)
+    for n in range(5):
+        writer.submit(write_audit_events, _event(n))
+    deadline = time.monotonic() + 30  # far less than the interval
+    while _count(store) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _count(store) == 5
+    writer.close()
+
+
 def test_a_full_queue_writes_in_the_caller(store: ResourceStore) -> None:
     writer = BackgroundWriter(store, interval_s=0.5, max_queued=1)
     for n in range(3):
