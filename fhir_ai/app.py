@@ -29,6 +29,8 @@ from fhir_ai.jobs.service import JobService
 from fhir_ai.logging import configure_logging
 from fhir_ai.metrics import create_metrics, register_metrics
 from fhir_ai.nlp.web import NlpWeb
+from fhir_ai.reports.links import VIEW_PATH, ReportLinks
+from fhir_ai.reports.view import create_report_blueprint
 from fhir_ai.security.fhir_access import register_smart_configuration
 from fhir_ai.settings import Settings
 from fhir_ai.store.background import BackgroundWriter
@@ -66,6 +68,7 @@ def create_app(
     app.extensions["fhir_ai.store"] = store
     app.extensions["fhir_ai.writer"] = writer
 
+    report_links = ReportLinks.from_settings(settings)
     queue = CeleryJobQueue(settings)
     listeners = ResultListeners(store, service, queue, settings)
     jobs = JobService(store, service, queue, [listeners]) if settings.broker_url else None
@@ -90,6 +93,7 @@ def create_app(
                 StoreResultsReader(store, service, fixed_reads),
                 settings,
                 BrokerStatus(settings.broker_url),
+                report_links,
             )
         ),
         build_authenticator(settings, engine),
@@ -99,6 +103,7 @@ def create_app(
         settings,
     )
     app.register_blueprint(cds, url_prefix="/cds-services")
+    app.register_blueprint(create_report_blueprint(store, report_links), url_prefix=VIEW_PATH)
     app.register_blueprint(create_health_blueprint(engine, settings))
     register_metrics(app, create_metrics(engine))  # also app.extensions["fhir_ai.metrics"]
     register_smart_configuration(app, settings)

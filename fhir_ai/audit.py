@@ -31,6 +31,7 @@ _INTERACTIONS = "http://hl7.org/fhir/restful-interaction"
 _FHIR_AI_SUBTYPES = "https://fhir-ai.org/fhir/CodeSystem/audit-subtype"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 CDS_CARD_IDS = "https://fhir-ai.org/fhir/NamingSystem/cds-card"
+_AUDITED = ("/fhir", "/cds-services", "/reports")
 _UNAUDITED = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration"})
 _ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 
@@ -59,11 +60,12 @@ def write_audit_events(session: StoreSession, events: list[dict[str, Any]]) -> N
 
 
 def register_audit(app: Flask, writer: BackgroundWriter) -> None:
-    """Record an AuditEvent for each request under ``/fhir`` and ``/cds-services``."""
+    """Record an AuditEvent for each request under ``/fhir``, ``/cds-services`` and
+    ``/reports`` (the report view of CDS card links)."""
 
     @app.after_request
     def audit(response: Response) -> Response:
-        if not request.path.startswith(("/fhir", "/cds-services")) or request.method == "OPTIONS":
+        if request.method == "OPTIONS" or not request.path.startswith(_AUDITED):
             return response
         if request.path.rstrip("/") in _UNAUDITED:
             return response

@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     )
     cds_result_window_days: int = Field(
         default=30, ge=1, description="How far back CDS cards look for AI results."
+    )
+    report_link_ttl_s: int = Field(
+        default=1800,
+        ge=60,
+        le=86400,
+        description="How long the signed 'Open the AI report' link of a CDS card stays valid.",
+    )
+    report_link_key: SecretStr | None = Field(
+        default=None,
+        description="Key signing report links (same on every web process); default: a "
+        "random key kept in <data_dir>/report-link.key.",
     )
     cds_allow_http_fhir_server: bool = Field(
         default=False,

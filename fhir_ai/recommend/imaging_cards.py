@@ -29,9 +29,14 @@ def report_card(
     patient_id: str,
     base_url: str,
     problem_codes: frozenset[tuple[str, str]] | None,
+    view_url: str | None = None,
 ) -> Card:
     """The card of one AI report; positive findings missing from the problem list are
-    offered as provisional Conditions (only when the problem list is known)."""
+    offered as provisional Conditions (only when the problem list is known).
+
+    ``view_url`` is the page the card's link opens in the clinician's browser (a signed
+    report view, see ``fhir_ai.reports``); without it the link names the FHIR resource.
+    """
     positive = report.positive
     report_url = f"{base_url}/fhir/DiagnosticReport/{report.id}"
     suggestions = [
@@ -44,7 +49,9 @@ def report_card(
         indicator=Indicator.WARNING if positive else Indicator.INFO,
         detail=_detail(report),
         source=SOURCE,
-        links=[Link(label="Open the AI report", url=report_url, type=LinkType.ABSOLUTE)],
+        links=[
+            Link(label="Open the AI report", url=view_url or report_url, type=LinkType.ABSOLUTE)
+        ],
         suggestions=suggestions,
         selectionBehavior=SelectionBehavior.ANY if suggestions else None,
     )
@@ -70,8 +77,11 @@ def pending_card(running: int, delayed: bool = False) -> Card:
     )
 
 
-def duplicate_imaging_card(order_title: str, prior: AiImagingReport, base_url: str) -> Card:
-    """An info card: the patient already has a recent, AI-analysed study of this kind."""
+def duplicate_imaging_card(
+    order_title: str, prior: AiImagingReport, base_url: str, view_url: str | None = None
+) -> Card:
+    """An info card: the patient already has a recent, AI-analysed study of this kind
+    (``view_url`` as in :func:`report_card`)."""
     when = prior.effective.date().isoformat() if prior.effective else "recently"
     return Card(
         summary=_cut(f"Similar imaging on {when} ({prior.title}) already has an AI result"),
@@ -82,7 +92,7 @@ def duplicate_imaging_card(order_title: str, prior: AiImagingReport, base_url: s
         links=[
             Link(
                 label="Open the prior AI report",
-                url=f"{base_url}/fhir/DiagnosticReport/{prior.id}",
+                url=view_url or f"{base_url}/fhir/DiagnosticReport/{prior.id}",
                 type=LinkType.ABSOLUTE,
             )
         ],

@@ -80,7 +80,7 @@ def test_positive_finding_card_with_provisional_condition(app: Flask) -> None:
     assert card["indicator"] == "warning"
     assert "Pneumonia likely (87%)" in card["summary"] and len(card["summary"]) < 140
     assert "pneumonia-cxr 1.0.0" in card["detail"] and "28x28" in card["detail"]
-    assert card["links"][0]["url"].startswith("https://ai.example/fhir/DiagnosticReport/")
+    assert card["links"][0]["url"].startswith("https://ai.example/reports/")  # signed view
     assert card["selectionBehavior"] == "any"
     action = card["suggestions"][0]["actions"][0]
     assert action["type"] == "create"
@@ -158,7 +158,9 @@ def test_order_advisor_flags_duplicate_imaging(app: Flask) -> None:
     updated = action["resource"]
     assert {k: v for k, v in updated.items() if k != "supportingInfo"} == order
     [attached] = updated["supportingInfo"]
-    assert attached["reference"] == cards[0]["links"][0]["url"]
+    report_id = attached["reference"].rsplit("/", 1)[1]
+    assert attached["reference"] == f"https://ai.example/fhir/DiagnosticReport/{report_id}"
+    assert cards[0]["links"][0]["url"].startswith(f"https://ai.example/reports/{report_id}?")
     validate_resource(updated)  # a valid R4 ServiceRequest
     again = {**context, "draftOrders": {**draft, "entry": [{"resource": updated}]}}
     repeated = _call(client, "imaging-order-advisor", "order-sign", again)

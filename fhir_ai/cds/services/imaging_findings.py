@@ -11,6 +11,7 @@ from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.conditions import problem_list_codes
 from fhir_ai.recommend.imaging_cards import pending_card, report_card
+from fhir_ai.reports.links import ReportLinks
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ImagingFindingsService:
     version: str = "imaging-ai-findings/1"
     #: Whether the job queue answers; asked only when analyses are pending.
     queue_up: Callable[[], bool] = lambda: True
+    #: Signs the cards' links to the report view (None: links name the FHIR resource).
+    links: ReportLinks | None = None
 
     def evaluate(self, call: HookCall) -> CdsResponse:
         """Cards for the reports of the last ``window``, newest first."""
@@ -48,7 +51,15 @@ class ImagingFindingsService:
         since = self.clock() - self.window
         imaging = self.reader.imaging(patient, since, self.max_cards)
         cards = [
-            report_card(r, patient, call.base_url, problems) for r in imaging.reports if r.findings
+            report_card(
+                r,
+                patient,
+                call.base_url,
+                problems,
+                self.links.url(call.base_url, r.id) if self.links else None,
+            )
+            for r in imaging.reports
+            if r.findings
         ]
         if imaging.running:
             cards.append(pending_card(imaging.running, delayed=not self.queue_up()))

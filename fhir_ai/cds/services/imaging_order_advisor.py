@@ -11,6 +11,7 @@ from fhir_ai.cds.models import Action, Card, CdsResponse
 from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.imaging_cards import attach_prior_study, duplicate_imaging_card
+from fhir_ai.reports.links import ReportLinks
 
 MAX_PRIOR_STUDIES = 50
 
@@ -42,6 +43,8 @@ class ImagingOrderAdvisor:
     required_prefetch: frozenset[str] = frozenset()
     usage_requirements: str | None = None
     version: str = "imaging-order-advisor/2"
+    #: Signs the cards' links to the report view (None: links name the FHIR resource).
+    links: ReportLinks | None = None
 
     def evaluate(self, call: HookCall) -> CdsResponse:
         """At most one card and one system action per drafted imaging order."""
@@ -61,7 +64,8 @@ class ImagingOrderAdvisor:
             if prior is None:
                 continue
             title = order.get("code", {}).get("text") or prior.title
-            cards.append(duplicate_imaging_card(title, prior, call.base_url))
+            view = self.links.url(call.base_url, prior.id) if self.links else None
+            cards.append(duplicate_imaging_card(title, prior, call.base_url, view))
             action = attach_prior_study(order, prior, call.base_url)
             if action is not None:
                 actions.append(action)
