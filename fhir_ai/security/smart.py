@@ -26,12 +26,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
-from fhir_ai.errors import FhirAiError
+from fhir_ai.errors import Forbidden
 from fhir_ai.security import jwt_claims as claims_of
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
 from fhir_ai.security.scopes import ScopeSet
@@ -65,15 +65,14 @@ SCOPES_SUPPORTED = (
     "user/*.read",
     "user/*.write",
     "patient/*.rs",
+    "patient/*.cruds",
     "patient/*.read",
+    "patient/*.write",
 )
 
 
-class AccessDenied(FhirAiError):
+class AccessDenied(Forbidden):
     """The token is valid but its scopes do not allow this interaction (HTTP 403)."""
-
-    http_status: ClassVar[int] = 403
-    issue_code: ClassVar[str] = "forbidden"
 
 
 @dataclass(frozen=True)
@@ -231,7 +230,15 @@ def build_smart_verifier(settings: Settings) -> SmartTokenVerifier | None:
 
 
 def smart_configuration(settings: Settings) -> dict[str, Any]:
-    """The ``/.well-known/smart-configuration`` document (SMART App Launch 2.x)."""
+    """The ``/.well-known/smart-configuration`` document (SMART App Launch 2.x).
+
+    ``permission-patient`` is claimed because ``patient/`` scopes are enforced on the
+    token patient's compartment (:mod:`fhir_ai.security.scopes`). The launch
+    capabilities (``launch-ehr``, ``launch-standalone``, ``context-ehr-patient``,
+    ``context-standalone-patient``) are not: they describe the external authorization
+    server's launch flows, which this resource server neither runs nor knows; it only
+    honours the ``patient`` context a token carries.
+    """
     document: dict[str, Any] = {}
     grants = ["client_credentials"]
     if settings.smart_authorization_endpoint:
@@ -271,6 +278,9 @@ def capability_security(settings: Settings) -> dict[str, Any] | None:
         ],
         "description": (
             "SMART on FHIR access tokens (JWT) with system/, user/ and patient/ scopes; "
+            "patient/ scopes reach only the token patient's compartment (FHIR R4 "
+            "CompartmentDefinition/patient) and, for reading, Practitioner, "
+            "PractitionerRole, Organization, Location and Medication; "
             "see /.well-known/smart-configuration"
         ),
     }
