@@ -137,6 +137,7 @@ class _Guard:
         g.smart_scopes = access.scopes
         g.smart_access = access
         g.audit_client = access.label
+        g.audit_user = access.fhir_user
         if request.url_rule is None:
             return
         args = request.view_args or {}

@@ -12,8 +12,12 @@ allow-listed ``jku``, through the shared :class:`KeyResolver`) and of the family
 names; signature with exactly that algorithm; ``exp`` required, ``nbf``/``iat`` when
 present, all with leeway; ``aud`` contains the FHIR base URL; ``tenant`` allow-listed if
 the issuer restricts tenants. Scopes come from ``scope`` (space-separated) or ``scp``
-(a list). There is no ``jti`` replay check: access tokens are reusable until they
-expire. Tokens are never logged.
+(a list), the launch context patient from ``patient``. ``fhirUser`` (the user's own
+resource, SMART's identity claim, when the authorization server puts it in the access
+token) is kept for audit when it is a reference to a Patient, Practitioner,
+PractitionerRole, RelatedPerson or Person, relative or absolute; any other value is
+ignored (it grants nothing, so it need not refuse the token). There is no ``jti``
+replay check: access tokens are reusable until they expire. Tokens are never logged.
 
 Keys: the shared :class:`KeyResolver` returns RSA keys (>= 2048 bits, JWK ``alg`` absent
 or RS384), EC P-256 and EC P-384 keys. An RSA key verifies RS256 or RS384; a P-256 key
@@ -23,6 +27,7 @@ verifies ES256 and a P-384 key ES384, nothing else.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +59,10 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "ES256", "ES384"})
 _TYPES = frozenset({"JWT", "AT+JWT", "APPLICATION/AT+JWT"})
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+_FHIR_USER = re.compile(
+    r"(?:https?://[^\s?#]{1,900}/)?(?:Patient|Practitioner|PractitionerRole|RelatedPerson|Person)"
+    r"/[A-Za-z0-9\-.]{1,64}"
+)
 SCOPES_SUPPORTED = (
     "system/*.rs",
     "system/*.cruds",
@@ -83,6 +92,7 @@ class SmartAccess:
     sub: str | None
     client_id: str | None
     scopes: ScopeSet
+    fhir_user: str | None = None  # the user's resource reference, for audit only
 
     @property
     def label(self) -> str:
@@ -198,7 +208,15 @@ class SmartTokenVerifier:
             sub=claims_of.string_claim(claims, "sub"),
             client_id=claims_of.string_claim(claims, "client_id"),
             scopes=ScopeSet.parse(scope, claims_of.string_claim(claims, "patient")),
+            fhir_user=_fhir_user(claims.get("fhirUser")),
         )
+
+
+def _fhir_user(value: Any) -> str | None:
+    """The ``fhirUser`` claim when it is a reference to a user's resource, else None."""
+    if isinstance(value, str) and _FHIR_USER.fullmatch(value):
+        return value
+    return None
 
 
 def _is_scope_claim(value: Any) -> bool:

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from fhir_ai.fhir.resources import validate_resource
 from tests.conftest import build_app
 from tests.smart_helpers import Token, smart_settings, token_factory
 
@@ -437,3 +438,36 @@ def test_extended_operations_need_system_or_user_scopes(
     reader = auth(token("patient/*.rs", patient=world.mine))
     response = client.post(f"/fhir/ImagingStudy/{new_id('s')}/$analyze", headers=reader)
     assert "operations" in assert_outcome(response, 403, "forbidden")
+
+
+def test_fhir_user_is_the_audited_agent(
+    app: Flask, client: FlaskClient, token: Token, world: World
+) -> None:
+    user = f"Practitioner/{new_id('user')}"
+    assert (
+        client.get(
+            f"/fhir/Patient/{world.mine}", headers=auth(token("user/*.rs", fhirUser=user))
+        ).status_code
+        == 200
+    )
+    ignored = new_id("user")
+    junk = token("user/*.rs", fhirUser=f"javascript:{ignored}")
+    assert client.get(f"/fhir/Patient/{world.mine}", headers=auth(junk)).status_code == 200
+    app.extensions["fhir_ai.writer"].flush()
+    events = client.get(f"/fhir/AuditEvent?agent={user}", headers=auth(token("system/*.rs")))
+    assert events.status_code == 200 and events.json is not None
+    (event,) = [e["resource"] for e in events.json["entry"]]
+    assert event["agent"][0]["who"] == {
+        "reference": user,
+        "display": "https://auth.example client-1",
+    }
+    assert event["entity"][0]["what"] == {"reference": f"Patient/{world.mine}"}
+    validate_resource(event)  # a valid R4 AuditEvent
+    recent = client.get(
+        f"/fhir/AuditEvent?entity=Patient/{world.mine}&_count=100",
+        headers=auth(token("system/*.rs")),
+    )
+    assert recent.json is not None
+    whos = [e["resource"]["agent"][0]["who"] for e in recent.json["entry"]]
+    assert {"display": "https://auth.example client-1"} in whos  # the junk fhirUser left out
+    assert all(ignored not in json.dumps(who) for who in whos)
