@@ -32,7 +32,9 @@ Contexts:
     read outside the compartment is answered 404 as if the resource did not exist (FHIR
     R4 security.html "Access Denied Response Handling" recommends a 404 so that an
     unauthorised client learns nothing of other patients' records; US Core allows
-    401/403/404), a search leaves such resources out, a write outside it is 403;
+    401/403/404), a search leaves such resources out, a create or update outside it is
+    403 and a delete 404 (the store's module doc has the details: deleted resources,
+    history, and a Patient being writable only as the patient itself);
   - the types that describe who and where care was given, which a patient's record
     points to and an app needs to show it (:data:`PATIENT_SHARED_TYPES`: Practitioner,
     PractitionerRole, Organization, Location, Medication): read and search of all of
