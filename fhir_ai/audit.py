@@ -6,6 +6,11 @@ PostgreSQL's WAL flush: auditing never changes what the client sees or waits for
 may lose the events of the last fraction of a second); a failure to write is logged
 (without PHI), never raised. AuditEvents are stored like any other
 resource and are readable (``/fhir/AuditEvent?patient=...``) by authorised clients.
+
+The requesting agent is the client (``who.display``: issuer and client id) and, when the
+SMART access token carries a ``fhirUser`` claim, the user it acted for (``who.reference``,
+``Practitioner/123`` say): with ``user/`` scopes the authorization server decided what
+that user may do, and this is where the server keeps who it was.
 """
 
 from __future__ import annotations
@@ -124,7 +129,10 @@ def _event(status: int, location: str | None) -> dict[str, Any]:
 
 def _agent() -> dict[str, Any]:
     client = g.get("audit_client")
-    who = {"display": client} if client else {"display": "unauthenticated client"}
+    who: dict[str, str] = {"display": client} if client else {"display": "unauthenticated client"}
+    user = g.get("audit_user")
+    if user:
+        who = {"reference": user, **who}
     agent: dict[str, Any] = {"who": who, "requestor": True}
     if request.remote_addr:
         agent["network"] = {"address": request.remote_addr, "type": "2"}

@@ -37,6 +37,13 @@ class InvalidResource(FhirAiError):
     issue_code = "invalid"
 
 
+class Forbidden(FhirAiError):
+    """The caller may not do this (a write outside the compartment it is confined to, say)."""
+
+    http_status = 403
+    issue_code = "forbidden"
+
+
 class NotFound(FhirAiError):
     """No such resource, version or type."""
 

@@ -97,6 +97,7 @@ EXTRA = {
     "Procedure": [
         ("status", "token", "Procedure.status"),
         ("subject", "reference", "Procedure.subject"),
+        ("performer", "reference", "Procedure.performer.actor"),
     ],
     "MedicationRequest": [
         ("status", "token", "MedicationRequest.status"),
@@ -108,6 +109,7 @@ EXTRA = {
         ("status", "token", "CarePlan.status"),
         ("category", "token", "CarePlan.category"),
         ("subject", "reference", "CarePlan.subject"),
+        ("performer", "reference", "CarePlan.activity.detail.performer"),
     ],
     "Claim": [
         ("patient", "reference", "Claim.patient"),
@@ -116,6 +118,7 @@ EXTRA = {
         ("status", "token", "Claim.status"),
         ("use", "token", "Claim.use"),
         ("provider", "reference", "Claim.provider"),
+        ("payee", "reference", "Claim.payee.party"),
     ],
     "ExplanationOfBenefit": [
         ("patient", "reference", "ExplanationOfBenefit.patient"),
@@ -123,11 +126,14 @@ EXTRA = {
         ("created", "date", "ExplanationOfBenefit.created"),
         ("status", "token", "ExplanationOfBenefit.status"),
         ("claim", "reference", "ExplanationOfBenefit.claim"),
+        ("payee", "reference", "ExplanationOfBenefit.payee.party"),
     ],
     "AllergyIntolerance": [
         ("clinical-status", "token", "AllergyIntolerance.clinicalStatus"),
         ("verification-status", "token", "AllergyIntolerance.verificationStatus"),
         ("category", "token", "AllergyIntolerance.category"),
+        ("recorder", "reference", "AllergyIntolerance.recorder"),
+        ("asserter", "reference", "AllergyIntolerance.asserter"),
     ],
     "Location": [
         ("identifier", "token", "Location.identifier"),

@@ -1,6 +1,8 @@
 """The FHIR R4 REST API under ``/fhir``: parse, call the service, serialize.
 
-Every 4xx and 5xx answered under ``/fhir`` carries an OperationOutcome.
+Every 4xx and 5xx answered under ``/fhir`` carries an OperationOutcome. Every store
+session a view opens is confined to the compartment the SMART guard chose for the
+request, if any (:func:`~fhir_ai.security.fhir_access.request_compartment`).
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
@@ -24,10 +27,10 @@ from fhir_ai.fhir.outcome import operation_outcome
 from fhir_ai.fhir.references import split_reference
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.fhir.transaction import BundleProcessor
-from fhir_ai.security.fhir_access import install_smart_auth
+from fhir_ai.security.fhir_access import install_smart_auth, request_compartment
 from fhir_ai.security.smart import capability_security
 from fhir_ai.settings import Settings
-from fhir_ai.store.repository import ResourceStore, StoredResource
+from fhir_ai.store.repository import ResourceStore, StoredResource, StoreSession
 from fhir_ai.urls import public_url
 
 logger = logging.getLogger("fhir_ai.fhir")
@@ -62,6 +65,11 @@ def create_fhir_blueprint(
 
     def base_url() -> str:
         return public_url(settings, "/fhir")
+
+    @contextmanager
+    def open_session(*, read_only: bool = False) -> Iterator[StoreSession]:
+        with store.session(read_only=read_only, compartment=request_compartment()) as opened:
+            yield opened
 
     def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         media_type = http.response_media_type(request)
@@ -100,7 +108,12 @@ def create_fhir_blueprint(
     def transaction() -> Response:
         body = http.parse_json_body(request)
         prefer = request.headers.get("Prefer", "")
-        result = bundles.process(body, base_url(), with_resources="return=representation" in prefer)
+        result = bundles.process(
+            body,
+            base_url(),
+            with_resources="return=representation" in prefer,
+            compartment=request_compartment(),
+        )
         for entry in result["entry"]:
             response = entry.get("response", {})
             if str(response.get("status", "")).startswith("201"):
@@ -126,7 +139,7 @@ def create_fhir_blueprint(
         http.response_media_type(request)
         strict = http.preferences(request).strict
         query = service.parse_search(resource_type, params, strict=strict)
-        with store.session(read_only=True) as session:
+        with open_session(read_only=True) as session:
             result = service.search(session, query, base_url())
         return respond(searchset(query, result, base_url()))
 
@@ -137,7 +150,7 @@ def create_fhir_blueprint(
         body = _binary_body() if resource_type == "Binary" else http.parse_json_body(request)
         resource = service.checked_resource(resource_type, body)
         resource.pop("id", None)
-        with store.session() as session:
+        with open_session() as session:
             stored, created = service.create(
                 session, resource, base_url(), request.headers.get("If-None-Exist")
             )
@@ -152,7 +165,7 @@ def create_fhir_blueprint(
         resource = service.checked_resource(resource_type, body)
         if not request.query_string:
             raise InvalidRequest("PUT without an id needs search criteria (conditional update)")
-        with store.session() as session:
+        with open_session() as session:
             result = service.conditional_update(
                 session, resource, request.query_string.decode(), base_url()
             )
@@ -163,7 +176,7 @@ def create_fhir_blueprint(
         service.check_type(resource_type)
         if not request.query_string:
             raise MethodNotAllowed("DELETE on a type needs search criteria (conditional delete)")
-        with store.session() as session:
+        with open_session() as session:
             service.conditional_delete(
                 session, resource_type, request.query_string.decode(), base_url()
             )
@@ -173,7 +186,7 @@ def create_fhir_blueprint(
     def read(resource_type: str, resource_id: str) -> Response:
         service.check_type(resource_type)
         check_id(resource_id)
-        with store.session(read_only=True) as session:
+        with open_session(read_only=True) as session:
             stored = session.read(resource_type, resource_id)
         if resource_type == "Binary" and _wants_raw_binary():
             return _raw_binary(stored)
@@ -185,7 +198,7 @@ def create_fhir_blueprint(
         http.response_media_type(request)
         body = http.parse_json_body(request)
         resource = service.checked_resource(resource_type, body, resource_id)
-        with store.session() as session:
+        with open_session() as session:
             result = service.update(session, resource, resource_id, http.if_match_version(request))
         return write_response(result.stored, 201 if result.created else 200)
 
@@ -193,7 +206,7 @@ def create_fhir_blueprint(
     def delete(resource_type: str, resource_id: str) -> Response:
         service.check_type(resource_type)
         check_id(resource_id)
-        with store.session() as session:
+        with open_session() as session:
             session.delete(resource_type, resource_id)
         return Response(status=204)
 
@@ -203,7 +216,7 @@ def create_fhir_blueprint(
         check_id(resource_id)
         count = _int_arg("_count", settings.default_page_size, settings.max_page_size)
         offset = _int_arg("_offset", 0, None)
-        with store.session(read_only=True) as session:
+        with open_session(read_only=True) as session:
             versions, total = session.history(resource_type, resource_id, count, offset)
         self_url = f"{base_url()}/{resource_type}/{resource_id}/_history"
         return respond(history(versions, total, base_url(), self_url))
@@ -214,7 +227,7 @@ def create_fhir_blueprint(
         check_id(resource_id)
         if not version_id.isdigit():
             raise InvalidRequest(f"{version_id!r} is not a version id")
-        with store.session(read_only=True) as session:
+        with open_session(read_only=True) as session:
             stored = session.vread(resource_type, resource_id, int(version_id))
         return respond(stored.content, 200, http.version_headers(stored))
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from fhir_ai.errors import FhirAiError, InvalidRequest, NotFound, PreconditionFailed
 from fhir_ai.fhir.bundles import searchset
 from fhir_ai.fhir.outcome import operation_outcome
+from fhir_ai.fhir.search.compartment import PatientCompartment
 from fhir_ai.fhir.search.dates import format_instant
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.store.repository import ResourceStore, StoredResource, StoreSession, new_id
@@ -51,8 +52,17 @@ class BundleProcessor:
         self.service = service
         self.store = store
 
-    def process(self, bundle: Any, base_url: str, with_resources: bool) -> dict[str, Any]:
-        """Process a transaction or batch Bundle and return the response Bundle."""
+    def process(
+        self,
+        bundle: Any,
+        base_url: str,
+        with_resources: bool,
+        compartment: PatientCompartment | None = None,
+    ) -> dict[str, Any]:
+        """Process a transaction or batch Bundle and return the response Bundle.
+
+        ``compartment`` confines every entry's store session (see the store's module doc).
+        """
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise InvalidRequest("POST to the base URL takes a Bundle")
         kind = bundle.get("type")
@@ -62,20 +72,24 @@ class BundleProcessor:
         if not isinstance(raw_entries, list):
             raise InvalidRequest("Bundle.entry must be a list")
         if kind == "transaction":
-            responses = self._transaction(raw_entries, base_url, with_resources)
+            responses = self._transaction(raw_entries, base_url, with_resources, compartment)
         else:
-            responses = [self._batch_entry(i, e, base_url, with_resources) for i, e in
-                         enumerate(raw_entries)]  # fmt: skip
+            responses = [self._batch_entry(i, e, base_url, with_resources, compartment)
+                         for i, e in enumerate(raw_entries)]  # fmt: skip
         return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": responses}
 
     # -- transaction ---------------------------------------------------------------
     def _transaction(
-        self, raw_entries: list[Any], base_url: str, with_resources: bool
+        self,
+        raw_entries: list[Any],
+        base_url: str,
+        with_resources: bool,
+        compartment: PatientCompartment | None,
     ) -> list[dict[str, Any]]:
         entries = [_with_entry_context(i, partial(_parse_entry, i, e, base_url))
                    for i, e in enumerate(raw_entries)]  # fmt: skip
         responses: dict[int, dict[str, Any]] = {}
-        with self.store.session() as session:
+        with self.store.session(compartment=compartment) as session:
             identities = self._assign_identities(session, entries, base_url)
             for entry in entries:
                 if entry.resource is not None:
@@ -202,11 +216,16 @@ class BundleProcessor:
 
     # -- batch ---------------------------------------------------------------------
     def _batch_entry(
-        self, index: int, raw: Any, base_url: str, with_resources: bool
+        self,
+        index: int,
+        raw: Any,
+        base_url: str,
+        with_resources: bool,
+        compartment: PatientCompartment | None,
     ) -> dict[str, Any]:
         try:
             entry = _parse_entry(index, raw, base_url)
-            with self.store.session() as session:
+            with self.store.session(compartment=compartment) as session:
                 if entry.method == "POST":
                     self._post_target(session, entry, base_url)
                 return self._execute(session, entry, base_url, with_resources)

@@ -29,6 +29,7 @@ def install_dicomweb_auth(bp: Blueprint, settings: Settings) -> None:
         audience = settings.fhir_audience or public_url(settings, "/fhir")
         access = verifier.verify(request.headers.get("Authorization"), audience)
         g.audit_client = access.label
+        g.audit_user = access.fhir_user
         interaction = _interaction()
         if not access.scopes.allows("ImagingStudy", interaction):
             raise AccessDenied(f"the access token's scopes do not allow {interaction} of studies")

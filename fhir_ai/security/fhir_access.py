@@ -13,6 +13,16 @@ Conditional create, update and delete also need ``search`` on the type (they rev
 whether matches exist). A transaction or batch Bundle is checked entry by entry (and the
 conditional references inside its resources need ``search`` on their type) before any
 entry runs: one forbidden entry refuses the whole Bundle, batch included.
+
+``patient/`` grants (see :mod:`fhir_ai.security.scopes`) are not decided here resource
+by resource: the hook puts the token patient's :class:`PatientCompartment`, for the
+types the request reaches only through ``patient/`` scopes, in
+``flask.g.smart_compartment`` (:func:`request_compartment`), and the views open their
+store sessions confined to it. The store then checks each resource inside the statement
+that reads or writes it (no extra query): reads outside the compartment are 404,
+searches and includes are filtered, writes outside it are 403. For a Bundle the union of
+its entries' confined types applies to every entry. Extended operations are refused to
+``patient/`` grants (the store cannot confine the work they start).
 """
 
 from __future__ import annotations
@@ -24,14 +34,15 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, g, request
 
-from fhir_ai.errors import FhirAiError
+from fhir_ai.errors import FhirAiError, Forbidden
 from fhir_ai.fhir import http
 from fhir_ai.fhir.operations import Operation
 from fhir_ai.fhir.outcome import operation_outcome
+from fhir_ai.fhir.search.compartment import PatientCompartment
 from fhir_ai.fhir.search.query import SearchQuery
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.fhir.transaction import Entry, _parse_entry
-from fhir_ai.security.scopes import Interaction, ScopeSet
+from fhir_ai.security.scopes import Decision, Interaction, ScopeSet
 from fhir_ai.security.smart import (
     AccessDenied,
     AuthenticationFailed,
@@ -58,7 +69,13 @@ _ROUTE_INTERACTIONS: dict[str, Interaction] = {
     "vread": "vread",
 }
 _OPEN_ROUTES = frozenset({"metadata"})
-_ACCESS = tuple[str, Interaction, str | None, SearchQuery | None]
+_ACCESS = tuple[str, Interaction, SearchQuery | None]
+
+
+def request_compartment() -> PatientCompartment | None:
+    """The compartment the current ``/fhir`` request is confined to, if any."""
+    compartment: PatientCompartment | None = g.get("smart_compartment")
+    return compartment
 
 
 def install_smart_auth(
@@ -79,7 +96,7 @@ def install_smart_auth(
     guard = _Guard(service, settings, verifier, {o.name: o.interaction for o in operations})
     bp.before_request(guard.before_request)
     bp.register_error_handler(AuthenticationFailed, _unauthorized)
-    bp.register_error_handler(AccessDenied, _forbidden)
+    bp.register_error_handler(Forbidden, _forbidden)  # AccessDenied, and confined writes
 
 
 def register_smart_configuration(app: Flask, settings: Settings) -> None:
@@ -106,6 +123,7 @@ class _Guard:
         self.settings = settings
         self.verifier = verifier
         self.interactions = {**_ROUTE_INTERACTIONS, **operations}
+        self.operations = frozenset(operations)
 
     def base_url(self) -> str:
         return public_url(self.settings, "/fhir")
@@ -119,11 +137,12 @@ class _Guard:
         g.smart_scopes = access.scopes
         g.smart_access = access
         g.audit_client = access.label
+        g.audit_user = access.fhir_user
         if request.url_rule is None:
             return
         args = request.view_args or {}
         if route == "transaction":
-            self.check_bundle(access.scopes)
+            self.confine(access.scopes, self.check_bundle(access.scopes))
             return
         interaction = self.interactions.get(route)
         resource_type = args.get("resource_type")
@@ -131,23 +150,36 @@ class _Guard:
             logger.warning("FHIR route %s has no SMART scope rule: refused", route)
             raise AccessDenied("This interaction is not available to SMART access tokens")
         if not access.scopes.mentions(resource_type, interaction):  # before parsing anything
-            _require(access.scopes, (resource_type, interaction, None, None))
-        for access_check in self.route_accesses(route, resource_type, interaction, args):
-            _require(access.scopes, access_check)
+            _require(access.scopes, (resource_type, interaction, None))
+        decision = Decision(True)
+        for access_check in self.route_accesses(route, resource_type, interaction):
+            decision &= _require(access.scopes, access_check)
+        if decision.confined and route in self.operations:
+            raise AccessDenied(
+                "Extended operations need a system/ or user/ scope; patient/ scopes do "
+                "not allow them"
+            )
+        self.confine(access.scopes, decision)
+
+    def confine(self, scopes: ScopeSet, decision: Decision) -> None:
+        """Hand the confinement the decision needs to the views (see the module doc)."""
+        if decision.confined and scopes.patient is not None:
+            g.smart_compartment = PatientCompartment.of(
+                scopes.patient, decision.confined, scopes.compartment
+            )
 
     def route_accesses(
-        self, route: str, resource_type: str, interaction: Interaction, args: dict[str, Any]
+        self, route: str, resource_type: str, interaction: Interaction
     ) -> Iterator[_ACCESS]:
-        resource_id = args.get("resource_id")
         if interaction != "search":
-            yield resource_type, interaction, resource_id, None
+            yield resource_type, interaction, None
         if route in ("search", "search_post"):
             params = list(request.args.items(multi=True))
             if route == "search_post" and request.mimetype == "application/x-www-form-urlencoded":
                 params += list(request.form.items(multi=True))
             strict = http.preferences(request).strict
             query = self.service.parse_search(resource_type, params, strict=strict)
-            yield resource_type, "search", None, query
+            yield resource_type, "search", query
         elif route in ("conditional_update", "conditional_delete") and request.query_string:
             yield self.criteria_search(resource_type, request.query_string.decode())
         elif route == "create" and request.headers.get("If-None-Exist"):
@@ -162,22 +194,22 @@ class _Guard:
             criteria = criteria.split("?", 1)[-1]
         params = parse_qsl(criteria, keep_blank_values=True)
         if strict and not params:  # refused later as empty criteria
-            return resource_type, "search", None, None
+            return resource_type, "search", None
         return (
             resource_type,
             "search",
-            None,
             self.service.parse_search(resource_type, params, strict=strict),
         )
 
-    def check_bundle(self, scopes: ScopeSet) -> None:
+    def check_bundle(self, scopes: ScopeSet) -> Decision:
         """Refuse the whole Bundle if any entry is not allowed (malformed ones fail later)."""
+        decision = Decision(True)
         body = http.parse_json_body(request)
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-            return
+            return decision
         entries = body.get("entry") or []
         if body.get("type") not in ("transaction", "batch") or not isinstance(entries, list):
-            return
+            return decision
         base_url = self.base_url()
         for index, raw in enumerate(entries):
             try:
@@ -185,7 +217,8 @@ class _Guard:
             except (FhirAiError, ValueError):
                 continue  # the Bundle processor fails on this entry in the same way
             for access_check in self.entry_accesses(entry):
-                _require(scopes, access_check, f"Bundle entry {index}: ")
+                decision &= _require(scopes, access_check, f"Bundle entry {index}: ")
+        return decision
 
     def entry_accesses(self, entry: Entry) -> Iterator[_ACCESS]:
         kind = entry.resource_type
@@ -193,10 +226,10 @@ class _Guard:
             if entry.resource_id is None:
                 yield self.safe_search(kind, entry.criteria or "", strict=False)
             else:
-                yield kind, "vread" if entry.version else "read", entry.resource_id, None
+                yield kind, "vread" if entry.version else "read", None
             return
         method: dict[str, Interaction] = {"POST": "create", "PUT": "update", "DELETE": "delete"}
-        yield kind, method[entry.method], entry.resource_id, None
+        yield kind, method[entry.method], None
         conditions = entry.if_none_exist if entry.method == "POST" else entry.criteria
         if conditions:
             yield self.safe_search(kind, conditions)
@@ -209,15 +242,17 @@ class _Guard:
         try:
             return self.criteria_search(resource_type, criteria, strict)
         except (FhirAiError, ValueError):
-            return resource_type, "search", None, None
+            return resource_type, "search", None
 
 
-def _require(scopes: ScopeSet, access: _ACCESS, prefix: str = "") -> None:
-    resource_type, interaction, resource_id, query = access
-    if not scopes.permits(resource_type, interaction, resource_id=resource_id, search=query):
+def _require(scopes: ScopeSet, access: _ACCESS, prefix: str = "") -> Decision:
+    resource_type, interaction, query = access
+    decision = scopes.decide(resource_type, interaction, search=query)
+    if not decision.allowed:
         raise AccessDenied(
             f"{prefix}the access token's scopes do not allow {interaction} of {resource_type}"
         )
+    return decision
 
 
 def _conditional_references(value: Any) -> Iterator[str]:
@@ -241,7 +276,7 @@ def _unauthorized(error: AuthenticationFailed) -> Response:
     return _outcome(401, error, challenge)
 
 
-def _forbidden(error: AccessDenied) -> Response:
+def _forbidden(error: Forbidden) -> Response:
     return _outcome(403, error, 'Bearer realm="fhir", error="insufficient_scope"')
 
 

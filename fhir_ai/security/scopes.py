@@ -12,16 +12,42 @@ delete; v1 ``*`` = all. v2 ``c`` = create, ``r`` = read, vread, history (instanc
 
 Contexts:
 
-* ``system/`` and ``user/`` grant the interaction on the type. ``user/`` is treated like
-  ``system/``: this server has no notion of the user's own access rights, so the
-  authorization server is trusted to have granted only what the user may do.
-* ``patient/`` needs the token's ``patient`` claim (launch context) and is limited to
-  that patient's compartment in a simple way (full compartment filtering is not
-  implemented): ``read``/``vread``/``history`` of ``Patient/<id>`` itself, a search of
-  ``Patient`` with ``_id=<id>``, and searches of other types that carry
-  ``patient=<id>`` (or ``patient=Patient/<id>``, ``subject=Patient/<id>``,
-  ``subject:Patient=<id>``) as one of their ANDed criteria with that single value. Any
-  other read, and every write, is refused.
+* ``system/`` grants the interaction on every resource of the type.
+* ``user/`` is treated like ``system/``: this server keeps no record of what each user
+  may see, so the authorization server is trusted to have granted only what the user may
+  do (it knows the user; we do not). The token's ``fhirUser`` claim, when it names the
+  user's resource (``Practitioner/123``, or an absolute URL of one), is recorded as the
+  ``agent.who`` of the request's AuditEvent (see :mod:`fhir_ai.audit`), so what a user
+  did through an app can be traced to that user.
+* ``patient/`` needs the token's ``patient`` claim (the launch context) and grants the
+  interaction only inside that patient's compartment, following the FHIR R4
+  CompartmentDefinition Patient (:mod:`fhir_ai.fhir.search.compartment`):
+
+  - types that can be in the compartment (Observation, Condition, Encounter, Patient...):
+    the request is *confined*: reads, searches, includes and writes see only resources
+    whose compartment parameters (Observation: ``subject``, ``performer``...) name the
+    patient; a Patient is in it as the patient itself or through ``link``. A search
+    needs no ``patient`` parameter: its results are limited to the compartment. The
+    store enforces this inside its own queries (:mod:`fhir_ai.store.repository`): a
+    read outside the compartment is answered 404 as if the resource did not exist (FHIR
+    R4 security.html "Access Denied Response Handling" recommends a 404 so that an
+    unauthorised client learns nothing of other patients' records; US Core allows
+    401/403/404), a search leaves such resources out, a create or update outside it is
+    403 and a delete 404 (the store's module doc has the details: deleted resources,
+    history, and a Patient being writable only as the patient itself);
+  - the types that describe who and where care was given, which a patient's record
+    points to and an app needs to show it (:data:`PATIENT_SHARED_TYPES`: Practitioner,
+    PractitionerRole, Organization, Location, Medication): read and search of all of
+    them, never writes. SMART leaves this to servers (HL7 smart-app-launch issue #68:
+    ``patient/*`` should reach resources "linked to from the record and helpful in
+    interpreting the record", like Practitioner, Location, Organization; the ONC (g)(10)
+    tests read Practitioner with ``patient/*.read``);
+  - every other type (Task, Binary, Device, Endpoint, Subscription...): refused. They
+    are outside the compartment yet may name patients (a Device's ``patient``, a Task's
+    ``for``, the bytes of a Binary), so they cannot be shown whole to a patient's app.
+
+  Extended operations (``$analyze``, ``$extract``) are refused to ``patient/`` grants:
+  they start work on the server and are not confined by the store.
 
 v2 query restrictions (``system/Observation.rs?category=laboratory``): a restricted
 scope grants only searches whose parsed criteria include, for every restriction, the
@@ -29,9 +55,14 @@ same parameter (and modifier) with values that are a subset of the restriction's
 (criteria are ANDed, so the result cannot leave the restriction). It never grants read,
 vread, history or writes: checking those would need the stored resource.
 
-``_include``/``_revinclude`` add resources of other types: each included type needs an
-unconditional ``read`` grant (an ``_include`` without a target type needs a wildcard
-``*`` read grant), so patient-scoped or restricted tokens cannot use them.
+``_include``/``_revinclude`` add resources of other types: each included type needs a
+``read`` grant (an ``_include`` without a target type needs an unconditional wildcard
+``*`` read grant); included types granted by ``patient/`` scopes are confined too, so a
+patient-scoped search cannot include another patient's resources.
+
+A :class:`Decision` says whether the request is allowed and which types it must be
+confined to; the guard (:mod:`fhir_ai.security.fhir_access`) hands them to the store.
+When a ``system/`` or ``user/`` scope also grants the interaction, it wins: no confinement.
 """
 
 from __future__ import annotations
@@ -42,6 +73,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 from urllib.parse import parse_qsl
 
+from fhir_ai.fhir.search.compartment import CompartmentDefinition, patient_compartment
 from fhir_ai.fhir.search.query import Criterion, SearchQuery, split_values
 
 Interaction = Literal["read", "vread", "search", "history", "create", "update", "delete"]
@@ -64,6 +96,28 @@ _V2_LETTERS: dict[str, frozenset[Interaction]] = {
 }
 MAX_SCOPES = 200
 MAX_SCOPE_CHARS = 1024
+_READS: frozenset[Interaction] = frozenset({"read", "vread", "history", "search"})
+#: Types outside the Patient compartment that ``patient/`` read scopes show whole.
+PATIENT_SHARED_TYPES = frozenset(
+    {"Practitioner", "PractitionerRole", "Organization", "Location", "Medication"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a request is allowed, and the types it must be confined to the patient's
+    compartment for (those granted only by ``patient/`` scopes)."""
+
+    allowed: bool
+    confined: frozenset[str] = frozenset()
+
+    def __and__(self, other: Decision) -> Decision:
+        """Both parts of one request: allowed if both are, confined as either is."""
+        return Decision(self.allowed and other.allowed, self.confined | other.confined)
+
+
+ALLOWED = Decision(True)
+DENIED = Decision(False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +167,15 @@ def parse_scope(text: str) -> Scope | None:
 class ScopeSet:
     """The resource scopes of one access token, and the decisions they allow."""
 
-    def __init__(self, scopes: Iterable[Scope], patient: str | None = None) -> None:
+    def __init__(
+        self,
+        scopes: Iterable[Scope],
+        patient: str | None = None,
+        compartment: CompartmentDefinition | None = None,
+    ) -> None:
         self.scopes = tuple(scopes)
         self.patient = patient or None
+        self.compartment = compartment or patient_compartment()
 
     @classmethod
     def parse(cls, value: str | Sequence[str] | None, patient: str | None = None) -> ScopeSet:
@@ -144,19 +204,30 @@ class ScopeSet:
         """True if any scope names the type and interaction, whatever its conditions."""
         return any(scope.covers(resource_type, interaction) for scope in self.scopes)
 
-    def permits(
-        self,
-        resource_type: str,
-        interaction: Interaction,
-        *,
-        resource_id: str | None = None,
-        search: SearchQuery | None = None,
-    ) -> bool:
-        """The full decision for one interaction, given its id or its parsed search."""
-        if search is not None and not self._includes_allowed(search):
-            return False
+    def decide(
+        self, resource_type: str, interaction: Interaction, *, search: SearchQuery | None = None
+    ) -> Decision:
+        """The decision for one interaction, given its parsed search (with its includes)."""
+        decision = self._grant(resource_type, interaction, search)
+        if search is None or not decision.allowed:
+            return decision
+        for include in search.includes:
+            if include.target_type is None:
+                if not self.allows("*", "read"):
+                    return DENIED
+            else:
+                decision &= self._grant(include.target_type, "read", None)
+        for include in search.revincludes:
+            decision &= self._grant(include.source_type, "read", None)
+        return decision if decision.allowed else DENIED
+
+    def _grant(
+        self, resource_type: str, interaction: Interaction, search: SearchQuery | None
+    ) -> Decision:
+        """The broadest grant of one interaction on one type (includes aside)."""
         if self.allows(resource_type, interaction):
-            return True
+            return ALLOWED
+        by_patient_scope = False
         for scope in self.scopes:
             if not scope.covers(resource_type, interaction):
                 continue
@@ -166,18 +237,15 @@ class ScopeSet:
             ):  # fmt: skip
                 continue
             if scope.context != "patient":
-                return True
-            if self.patient is not None and _in_compartment(
-                self.patient, resource_type, interaction, resource_id, search
-            ):
-                return True
-        return False
-
-    def _includes_allowed(self, search: SearchQuery) -> bool:
-        for include in search.includes:
-            if not self.allows(include.target_type or "*", "read"):
-                return False
-        return all(self.allows(include.source_type, "read") for include in search.revincludes)
+                return ALLOWED
+            by_patient_scope = by_patient_scope or self.patient is not None
+        if not by_patient_scope:
+            return DENIED
+        if self.compartment.includes(resource_type):
+            return Decision(True, frozenset({resource_type}))
+        if resource_type in PATIENT_SHARED_TYPES and interaction in _READS:
+            return ALLOWED
+        return DENIED
 
 
 def _satisfies(restrictions: tuple[tuple[str, str], ...], criteria: Sequence[Criterion]) -> bool:
@@ -194,38 +262,3 @@ def _satisfies(restrictions: tuple[tuple[str, str], ...], criteria: Sequence[Cri
         ):
             return False
     return True
-
-
-def _in_compartment(
-    patient: str,
-    resource_type: str,
-    interaction: Interaction,
-    resource_id: str | None,
-    search: SearchQuery | None,
-) -> bool:
-    """The simple patient-compartment rule of ``patient/`` scopes (see the module doc)."""
-    if resource_type == "Patient" and interaction in ("read", "vread", "history"):
-        return resource_id == patient
-    if interaction != "search" or search is None or search.resource_type != resource_type:
-        return False
-    for c in search.criteria:
-        if c.modifier is not None:
-            continue
-        if resource_type == "Patient":
-            if c.name == "_id" and c.values == (patient,):
-                return True
-        elif _names_patient(c, patient):
-            return True
-    return False
-
-
-def _names_patient(criterion: Criterion, patient: str) -> bool:
-    """patient=<id>, patient=Patient/<id>, subject=Patient/<id> or subject:Patient=<id>."""
-    if criterion.name not in ("patient", "subject"):
-        return False
-    if criterion.target_type not in (None, "Patient"):
-        return False
-    if criterion.values == (f"Patient/{patient}",):
-        return True
-    typed = criterion.target_type == "Patient" or criterion.name == "patient"
-    return typed and criterion.values == (patient,)

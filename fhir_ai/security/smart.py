@@ -12,8 +12,12 @@ allow-listed ``jku``, through the shared :class:`KeyResolver`) and of the family
 names; signature with exactly that algorithm; ``exp`` required, ``nbf``/``iat`` when
 present, all with leeway; ``aud`` contains the FHIR base URL; ``tenant`` allow-listed if
 the issuer restricts tenants. Scopes come from ``scope`` (space-separated) or ``scp``
-(a list). There is no ``jti`` replay check: access tokens are reusable until they
-expire. Tokens are never logged.
+(a list), the launch context patient from ``patient``. ``fhirUser`` (the user's own
+resource, SMART's identity claim, when the authorization server puts it in the access
+token) is kept for audit when it is a reference to a Patient, Practitioner,
+PractitionerRole, RelatedPerson or Person, relative or absolute; any other value is
+ignored (it grants nothing, so it need not refuse the token). There is no ``jti``
+replay check: access tokens are reusable until they expire. Tokens are never logged.
 
 Keys: the shared :class:`KeyResolver` returns RSA keys (>= 2048 bits, JWK ``alg`` absent
 or RS384), EC P-256 and EC P-384 keys. An RSA key verifies RS256 or RS384; a P-256 key
@@ -23,15 +27,16 @@ verifies ES256 and a P-384 key ES384, nothing else.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
-from fhir_ai.errors import FhirAiError
+from fhir_ai.errors import Forbidden
 from fhir_ai.security import jwt_claims as claims_of
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
 from fhir_ai.security.scopes import ScopeSet
@@ -54,6 +59,10 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "ES256", "ES384"})
 _TYPES = frozenset({"JWT", "AT+JWT", "APPLICATION/AT+JWT"})
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+_FHIR_USER = re.compile(
+    r"(?:https?://[^\s?#]{1,900}/)?(?:Patient|Practitioner|PractitionerRole|RelatedPerson|Person)"
+    r"/[A-Za-z0-9\-.]{1,64}"
+)
 SCOPES_SUPPORTED = (
     "system/*.rs",
     "system/*.cruds",
@@ -65,15 +74,14 @@ SCOPES_SUPPORTED = (
     "user/*.read",
     "user/*.write",
     "patient/*.rs",
+    "patient/*.cruds",
     "patient/*.read",
+    "patient/*.write",
 )
 
 
-class AccessDenied(FhirAiError):
+class AccessDenied(Forbidden):
     """The token is valid but its scopes do not allow this interaction (HTTP 403)."""
-
-    http_status: ClassVar[int] = 403
-    issue_code: ClassVar[str] = "forbidden"
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class SmartAccess:
     sub: str | None
     client_id: str | None
     scopes: ScopeSet
+    fhir_user: str | None = None  # the user's resource reference, for audit only
 
     @property
     def label(self) -> str:
@@ -199,7 +208,15 @@ class SmartTokenVerifier:
             sub=claims_of.string_claim(claims, "sub"),
             client_id=claims_of.string_claim(claims, "client_id"),
             scopes=ScopeSet.parse(scope, claims_of.string_claim(claims, "patient")),
+            fhir_user=_fhir_user(claims.get("fhirUser")),
         )
+
+
+def _fhir_user(value: Any) -> str | None:
+    """The ``fhirUser`` claim when it is a reference to a user's resource, else None."""
+    if isinstance(value, str) and _FHIR_USER.fullmatch(value):
+        return value
+    return None
 
 
 def _is_scope_claim(value: Any) -> bool:
@@ -231,7 +248,15 @@ def build_smart_verifier(settings: Settings) -> SmartTokenVerifier | None:
 
 
 def smart_configuration(settings: Settings) -> dict[str, Any]:
-    """The ``/.well-known/smart-configuration`` document (SMART App Launch 2.x)."""
+    """The ``/.well-known/smart-configuration`` document (SMART App Launch 2.x).
+
+    ``permission-patient`` is claimed because ``patient/`` scopes are enforced on the
+    token patient's compartment (:mod:`fhir_ai.security.scopes`). The launch
+    capabilities (``launch-ehr``, ``launch-standalone``, ``context-ehr-patient``,
+    ``context-standalone-patient``) are not: they describe the external authorization
+    server's launch flows, which this resource server neither runs nor knows; it only
+    honours the ``patient`` context a token carries.
+    """
     document: dict[str, Any] = {}
     grants = ["client_credentials"]
     if settings.smart_authorization_endpoint:
@@ -271,6 +296,9 @@ def capability_security(settings: Settings) -> dict[str, Any] | None:
         ],
         "description": (
             "SMART on FHIR access tokens (JWT) with system/, user/ and patient/ scopes; "
+            "patient/ scopes reach only the token patient's compartment (FHIR R4 "
+            "CompartmentDefinition/patient) and, for reading, Practitioner, "
+            "PractitionerRole, Organization, Location and Medication; "
             "see /.well-known/smart-configuration"
         ),
     }

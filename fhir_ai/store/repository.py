@@ -2,6 +2,23 @@
 
 Every public write method runs inside the caller's :class:`StoreSession`, which is one
 database transaction: a resource, its version row and its index rows commit together.
+
+A session may be confined to one patient's compartment (a request made with a SMART
+``patient/`` scope, see :mod:`fhir_ai.security.scopes`). For the types it confines, the
+session then sees and changes only resources in the compartment, decided from the
+reference index inside the same statements (no extra query, no decoding of JSON):
+
+* reads, vreads and histories of a resource outside it raise ``NotFound``, exactly as for
+  an unknown id, so the answer does not reveal that the resource exists; a deleted
+  resource has no index rows, so it is outside every compartment (404, not 410);
+* searches, conditional matches and ``_include``/``_revinclude`` results leave out what is
+  outside it (the compartment is one more ANDed criterion);
+* a create or update whose new content is outside it, and an update of a stored resource
+  (deleted included) that is outside it, raise ``Forbidden``; a delete of a resource
+  outside it raises ``NotFound``. A Patient is writable only as the patient itself.
+
+History and vread are decided by the current version's compartment: the versions of a
+resource now in the compartment are shown whole.
 """
 
 from __future__ import annotations
@@ -13,12 +30,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 
-from fhir_ai.errors import Gone, NotFound, PreconditionFailed
+from fhir_ai.errors import Forbidden, Gone, NotFound, PreconditionFailed
 from fhir_ai.fhir.search import sql
+from fhir_ai.fhir.search.compartment import PatientCompartment
 from fhir_ai.fhir.search.dates import format_instant
-from fhir_ai.fhir.search.extract import extract
+from fhir_ai.fhir.search.extract import IndexEntries, extract
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import Include, SearchQuery
 from fhir_ai.store.database import READ_ONLY
@@ -90,8 +119,16 @@ class ResourceStore:
         self.registry = registry
 
     @contextmanager
-    def session(self, *, read_only: bool = False, flush_wal: bool = True) -> Iterator[StoreSession]:
+    def session(
+        self,
+        *,
+        read_only: bool = False,
+        flush_wal: bool = True,
+        compartment: PatientCompartment | None = None,
+    ) -> Iterator[StoreSession]:
         """One database transaction: committed on success, rolled back on any error.
+
+        ``compartment`` confines the session to one patient's compartment (module doc).
 
         ``read_only`` sessions never take SQLite's write lock (readers run beside writers).
         ``flush_wal=False`` lets PostgreSQL acknowledge the commit before its WAL reaches
@@ -105,15 +142,21 @@ class ResourceStore:
             with connection.begin():
                 if not flush_wal and connection.dialect.name == "postgresql":
                     connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                yield StoreSession(connection, self.registry)
+                yield StoreSession(connection, self.registry, compartment)
 
 
 class StoreSession:
-    """Reads and writes inside one transaction."""
+    """Reads and writes inside one transaction (confined to ``compartment`` if given)."""
 
-    def __init__(self, connection: Connection, registry: SearchRegistry) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        registry: SearchRegistry,
+        compartment: PatientCompartment | None = None,
+    ) -> None:
         self.connection = connection
         self.registry = registry
+        self.compartment = compartment
 
     def lock(self, key: str) -> None:
         """Serialize writers on ``key`` until this transaction ends.
@@ -128,7 +171,7 @@ class StoreSession:
     # -- reads ---------------------------------------------------------------------
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
         """The current version, or NotFound / Gone."""
-        row = self._current(resource_type, resource_id)
+        row = self._current(resource_type, resource_id, confined=True)
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         if row.deleted:
@@ -146,6 +189,7 @@ class StoreSession:
                 resources.c.resource_type == resource_type,
                 resources.c.id == resource_id,
                 resource_versions.c.version_id == version_id,
+                self._member(resource_type),
             )
         ).first()
         if row is None:
@@ -158,7 +202,7 @@ class StoreSession:
         self, resource_type: str, resource_id: str, count: int, offset: int
     ) -> tuple[list[tuple[StoredResource, str]], int]:
         """Versions newest first, each with its method, and the number of versions."""
-        current = self._current(resource_type, resource_id)
+        current = self._current(resource_type, resource_id, confined=True)
         if current is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         where = resource_versions.c.resource_pk == current.pk
@@ -183,10 +227,13 @@ class StoreSession:
 
     def search(self, query: SearchQuery, base_url: str) -> SearchResult:
         """Run a search: a page of matches, their includes, and the total when known."""
+        compartment = self.compartment
         if query.summary_count:
-            counted: int = self.connection.execute(sql.count(query, base_url)).scalar_one()
+            counted: int = self.connection.execute(
+                sql.count(query, base_url, compartment)
+            ).scalar_one()
             return SearchResult([], [], counted, False)
-        rows = self.connection.execute(sql.page(query, base_url)).all()
+        rows = self.connection.execute(sql.page(query, base_url, compartment)).all()
         has_next = len(rows) > query.count
         rows = rows[: query.count]
         matches = [
@@ -194,7 +241,9 @@ class StoreSession:
             for r in rows
         ]
         if query.total_accurate:
-            total: int | None = self.connection.execute(sql.count(query, base_url)).scalar_one()
+            total: int | None = self.connection.execute(
+                sql.count(query, base_url, compartment)
+            ).scalar_one()
         elif not has_next and (rows or query.offset == 0):
             total = query.offset + len(rows)
         else:
@@ -206,7 +255,9 @@ class StoreSession:
     def count_matches(self, query: SearchQuery, base_url: str, limit: int = 2) -> list[str]:
         """Up to ``limit`` ids matching ``query`` (for conditional interactions)."""
         rows = self.connection.execute(
-            select(resources.c.id).where(sql.matching(query, base_url)).limit(limit)
+            select(resources.c.id)
+            .where(sql.matching(query, base_url, self.compartment))
+            .limit(limit)
         ).all()
         return [r.id for r in rows]
 
@@ -217,6 +268,7 @@ class StoreSession:
         resource_id = resource_id or new_id()
         now = _now()
         content = _stamp(resource, resource_id, 1, now)
+        entries = self._entries(resource_type, resource_id, content)
         pk = self.connection.execute(
             insert(resources)
             .values(
@@ -230,7 +282,7 @@ class StoreSession:
             .returning(resources.c.pk)
         ).scalar_one()
         self._write_version(pk, 1, now, "POST", content)
-        self._write_index(pk, resource_type, content)
+        self._write_indexes([(pk, resource_type, entries)])
         return StoredResource(resource_type, resource_id, 1, now, content)
 
     def create_many(self, new: list[dict[str, Any]]) -> list[StoredResource]:
@@ -239,6 +291,7 @@ class StoreSession:
             return []
         now = _now()
         contents = [_stamp(resource, new_id(), 1, now) for resource in new]
+        entries = [self._entries(c["resourceType"], c["id"], c) for c in contents]
         pks = (
             self.connection.execute(
                 insert(resources).returning(resources.c.pk, sort_by_parameter_order=True),
@@ -271,7 +324,7 @@ class StoreSession:
             ],
         )
         self._write_indexes(
-            [(pk, c["resourceType"], c) for pk, c in zip(pks, contents, strict=True)]
+            [(pk, c["resourceType"], e) for pk, c, e in zip(pks, contents, entries, strict=True)]
         )
         return [StoredResource(c["resourceType"], c["id"], 1, now, c) for c in contents]
 
@@ -281,6 +334,11 @@ class StoreSession:
         """Replace (or create, with the client's id) a resource; check If-Match."""
         resource_type = resource["resourceType"]
         current = self._current(resource_type, resource_id, for_update=True)
+        if current is not None and not self._may_change(resource_type, resource_id, current):
+            raise Forbidden(
+                f"{resource_type}/{resource_id} is outside the patient compartment "
+                "this request is limited to"
+            )
         if current is None:
             if if_match is not None:
                 raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist")
@@ -293,6 +351,7 @@ class StoreSession:
         version = current.version_id + 1
         now = _now()
         content = _stamp(resource, resource_id, version, now)
+        entries = self._entries(resource_type, resource_id, content)
         self.connection.execute(
             update(resources)
             .where(resources.c.pk == current.pk)
@@ -300,13 +359,13 @@ class StoreSession:
         )
         self._write_version(current.pk, version, now, "PUT", content)
         self._clear_index(current.pk)
-        self._write_index(current.pk, resource_type, content)
+        self._write_indexes([(current.pk, resource_type, entries)])
         stored = StoredResource(resource_type, resource_id, version, now, content)
         return WriteResult(stored, created=bool(current.deleted))
 
     def delete(self, resource_type: str, resource_id: str) -> bool:
         """Delete a resource (keeping its history); False if it was already deleted."""
-        current = self._current(resource_type, resource_id, for_update=True)
+        current = self._current(resource_type, resource_id, for_update=True, confined=True)
         if current is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         if current.deleted:
@@ -323,13 +382,63 @@ class StoreSession:
         return True
 
     # -- internals -----------------------------------------------------------------
-    def _current(self, resource_type: str, resource_id: str, for_update: bool = False) -> Any:
-        statement = select(resources).where(
+    def _current(
+        self,
+        resource_type: str,
+        resource_id: str,
+        for_update: bool = False,
+        confined: bool = False,
+    ) -> Any:
+        """The resource's row; with ``confined``, None when it is outside the compartment.
+
+        Unconfined rows of a confining session carry ``in_compartment``.
+        """
+        member = self._member(resource_type)
+        columns = [*resources.c]
+        if self._confines(resource_type) and not confined:
+            columns.append(member.label("in_compartment"))
+        statement = select(*columns).where(
             resources.c.resource_type == resource_type, resources.c.id == resource_id
         )
+        if confined:
+            statement = statement.where(member)
         if for_update:
-            statement = statement.with_for_update()
+            statement = statement.with_for_update(of=resources)
         return self.connection.execute(statement).first()
+
+    def _confines(self, resource_type: str) -> bool:
+        return self.compartment is not None and self.compartment.confines(resource_type)
+
+    def _member(self, resource_type: str) -> ColumnElement[bool]:
+        """In the compartment (always true for a type the session does not confine)."""
+        if self.compartment is None or not self.compartment.confines(resource_type):
+            return true()
+        return sql.holds(self.compartment, resource_type)
+
+    def _may_change(self, resource_type: str, resource_id: str, current: Any) -> bool:
+        """A stored resource may be replaced: live and in the compartment (if confined)."""
+        if self.compartment is None or not self.compartment.confines(resource_type):
+            return True
+        if resource_type == "Patient":
+            return resource_id == self.compartment.patient_id
+        return bool(current.in_compartment) and not current.deleted
+
+    def _entries(
+        self, resource_type: str, resource_id: str, content: dict[str, Any]
+    ) -> IndexEntries:
+        """The index rows of new content; Forbidden if it leaves the session's compartment."""
+        entries = extract(content, self.registry.parameters(resource_type))
+        compartment = self.compartment
+        if (
+            compartment is not None
+            and compartment.confines(resource_type)
+            and not compartment.may_write(resource_type, resource_id, entries.references)
+        ):
+            raise Forbidden(
+                f"The {resource_type} is not in the patient compartment this request is "
+                "limited to (none of its compartment references names the patient)"
+            )
+        return entries
 
     def _write_version(
         self, pk: int, version: int, now: datetime, method: str, content: dict[str, Any] | None
@@ -340,13 +449,9 @@ class StoreSession:
             )
         )
 
-    def _write_index(self, pk: int, resource_type: str, content: dict[str, Any]) -> None:
-        self._write_indexes([(pk, resource_type, content)])
-
-    def _write_indexes(self, written: list[tuple[int, str, dict[str, Any]]]) -> None:
+    def _write_indexes(self, written: list[tuple[int, str, IndexEntries]]) -> None:
         rows: dict[str, list[dict[str, Any]]] = {attribute: [] for attribute, _ in _INDEX_TABLES}
-        for pk, resource_type, content in written:
-            entries = extract(content, self.registry.parameters(resource_type))
+        for pk, resource_type, entries in written:
             for attribute, _ in _INDEX_TABLES:
                 for row in getattr(entries, attribute):
                     row["resource_pk"] = pk
@@ -389,6 +494,7 @@ class StoreSession:
                     resources.c.resource_type == target_type,
                     resources.c.id.in_(target_ids),
                     resources.c.deleted.is_(False),
+                    self._member(target_type),
                 )
             ).all()
         return rows
@@ -405,7 +511,11 @@ class StoreSession:
         )
         return list(
             self.connection.execute(
-                select(resources).where(resources.c.pk.in_(sources), resources.c.deleted.is_(False))
+                select(resources).where(
+                    resources.c.pk.in_(sources),
+                    resources.c.deleted.is_(False),
+                    self._member(include.source_type),
+                )
             ).all()
         )
 

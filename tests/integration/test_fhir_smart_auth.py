@@ -6,7 +6,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +14,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from werkzeug.test import TestResponse
 
 from tests.conftest import build_app, make_settings
+from tests.smart_helpers import AUD, ISS, ROOT, TOKEN_URL, Token, smart_settings, token_factory
 
 pytestmark = pytest.mark.integration
-ISS = "https://auth.example"
-ROOT = "https://fhir.example"
-AUD = f"{ROOT}/fhir"
-TOKEN_URL = "https://auth.example/oauth2/token"
 FHIR_JSON = "application/fhir+json"
-
-Token = Callable[..., str]
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +39,7 @@ def app(
     ec_key: ec.EllipticCurvePrivateKey,
     rsa_key: rsa.RSAPrivateKey,
 ) -> Flask:
-    tmp = tmp_path_factory.mktemp("smart")
-    keys = [
-        {**ECAlgorithm.to_jwk(ec_key.public_key(), as_dict=True), "kid": "ec-1", "use": "sig"},
-        {**RSAAlgorithm.to_jwk(rsa_key.public_key(), as_dict=True), "kid": "rsa-1"},
-    ]
-    (tmp / "auth-jwks.json").write_text(json.dumps({"keys": keys}))
-    issuers = tmp / "fhir-issuers.json"
-    issuers.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks_file": "auth-jwks.json"}]}))
-    settings = make_settings(
-        tmp,
-        fhir_auth="required",
-        fhir_issuers=issuers,
-        public_base_url=ROOT,
-        smart_token_endpoint=TOKEN_URL,
-    )
-    return build_app(settings)
+    return build_app(smart_settings(tmp_path_factory.mktemp("smart"), ec_key, rsa_key))
 
 
 @pytest.fixture
@@ -72,30 +50,7 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture(scope="module")
 def token(ec_key: ec.EllipticCurvePrivateKey, rsa_key: rsa.RSAPrivateKey) -> Token:
     """``token("system/*.rs", patient=..., alg=..., **claims)``: an Authorization header."""
-
-    def make(scopes: str | list[str] | None, alg: str = "ES384", **claims: Any) -> str:
-        now = int(time.time())
-        payload: dict[str, Any] = {
-            "iss": ISS,
-            "aud": AUD,
-            "sub": "client-1",
-            "client_id": "client-1",
-            "iat": now,
-            "exp": now + 300,
-            "jti": str(uuid.uuid4()),
-        }
-        if isinstance(scopes, list):
-            payload["scp"] = scopes
-        elif scopes is not None:
-            payload["scope"] = scopes
-        payload.update(claims)
-        payload = {name: value for name, value in payload.items() if value is not None}
-        key = ec_key if alg.startswith("ES") else rsa_key
-        kid = "ec-1" if alg.startswith("ES") else "rsa-1"
-        signed = jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": "JWT"})
-        return f"Bearer {signed}"
-
-    return make
+    return token_factory(ec_key, rsa_key)
 
 
 def auth(header: str) -> dict[str, str]:
@@ -167,10 +122,19 @@ def test_smart_configuration(client: FlaskClient, path: str) -> None:
     assert document["grant_types_supported"] == ["client_credentials"]
     assert document["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert document["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
-    assert {"system/*.rs", "system/*.cruds"} <= set(document["scopes_supported"])
-    assert {"client-confidential-asymmetric", "permission-v1", "permission-v2"} <= set(
-        document["capabilities"]
+    assert {"system/*.rs", "system/*.cruds", "patient/*.rs", "patient/*.cruds"} <= set(
+        document["scopes_supported"]
     )
+    assert {
+        "client-confidential-asymmetric",
+        "permission-v1",
+        "permission-v2",
+        "permission-patient",
+        "permission-user",
+    } <= set(document["capabilities"])
+    assert not {"context-standalone-patient", "context-ehr-patient"} & set(
+        document["capabilities"]
+    )  # launch flows belong to the authorization server
 
 
 def test_options_needs_no_token(client: FlaskClient) -> None:
@@ -438,38 +402,7 @@ def test_bundle_reads_and_conditional_references_are_checked(
     assert_outcome(response, 403, "forbidden")
 
 
-# -- patient/ scopes -------------------------------------------------------------------------
-def test_patient_scope_is_limited_to_its_patient(client: FlaskClient, token: Token) -> None:
-    writer = token("system/*.cruds")
-    mine = f"pat-{uuid.uuid4().hex[:8]}"
-    other = f"pat-{uuid.uuid4().hex[:8]}"
-    for pid in (mine, other):
-        assert put(client, f"/fhir/Patient/{pid}", patient(pid), writer).status_code == 201
-        assert post(client, "/fhir/Observation", observation(pid), writer).status_code == 201
-    scoped = token("patient/*.rs", patient=mine)
-    assert client.get(f"/fhir/Patient/{mine}", headers=auth(scoped)).status_code == 200
-    assert client.get(f"/fhir/Patient?_id={mine}", headers=auth(scoped)).status_code == 200
-    found = client.get(f"/fhir/Observation?patient={mine}", headers=auth(scoped))
-    assert found.status_code == 200
-    assert found.json is not None
-    subjects = {e["resource"]["subject"]["reference"] for e in found.json["entry"]}
-    assert subjects == {f"Patient/{mine}"}
-    ok = client.get(f"/fhir/Observation?subject=Patient/{mine}", headers=auth(scoped))
-    assert ok.status_code == 200
-    for path in (
-        f"/fhir/Patient/{other}",
-        "/fhir/Patient",
-        f"/fhir/Observation?patient={other}",
-        f"/fhir/Observation?patient={mine},{other}",
-        "/fhir/Observation",
-        f"/fhir/Observation?patient={mine}&_include=Observation:subject:Patient",
-    ):
-        assert_outcome(client.get(path, headers=auth(scoped)), 403, "forbidden")
-    assert_outcome(post(client, "/fhir/Observation", observation(mine), scoped), 403, "forbidden")
-    no_claim = token("patient/*.rs")
-    assert_outcome(client.get(f"/fhir/Patient/{mine}", headers=auth(no_claim)), 403, "forbidden")
-
-
+# -- patient/ scopes: see test_fhir_patient_scopes.py ------------------------------------------
 # -- switch ----------------------------------------------------------------------------------
 def test_auth_off_opens_the_api_and_warns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select
 from sqlalchemy.sql.elements import UnaryExpression
 
 from fhir_ai.errors import InvalidRequest
+from fhir_ai.fhir.search.compartment import PatientCompartment
 from fhir_ai.fhir.search.dates import parse_search_date
 from fhir_ai.fhir.search.extract import MAX_VALUE, normalize_string, parse_reference
 from fhir_ai.fhir.search.query import Criterion, SearchQuery, SortKey
@@ -29,14 +30,65 @@ _TABLES = {
 }
 
 
-def matching(query: SearchQuery, base_url: str) -> ColumnElement[bool]:
-    """The WHERE clause selecting live resources of the type that meet every criterion."""
+def matching(
+    query: SearchQuery, base_url: str, compartment: PatientCompartment | None = None
+) -> ColumnElement[bool]:
+    """The WHERE clause selecting live resources of the type that meet every criterion.
+
+    With a ``compartment`` that confines the type, only resources in it match: the
+    compartment is one more ANDed criterion, so it works with every other one.
+    """
     clauses = [resources.c.resource_type == query.resource_type, resources.c.deleted == false()]
     clauses += [_criterion(query.resource_type, c, base_url) for c in query.criteria]
+    if compartment is not None and compartment.confines(query.resource_type):
+        clauses.append(in_compartment(compartment, query.resource_type))
     return and_(*clauses)
 
 
-def page(query: SearchQuery, base_url: str) -> Select[tuple[int, str, int, datetime, object]]:
+def in_compartment(compartment: PatientCompartment, resource_type: str) -> ColumnElement[bool]:
+    """Resources of ``resource_type`` in the compartment, for searches.
+
+    The set of the patient's linked resources comes from the reference lookup index
+    (type, parameter, target id), like any reference criterion.
+    """
+    refs = search_references.c
+    linked = select(refs.resource_pk).where(
+        refs.resource_type == resource_type,
+        refs.param.in_(compartment.links[resource_type]),
+        refs.target_id == compartment.patient_id[:MAX_VALUE],
+        refs.target_type == "Patient",
+    )
+    member = resources.c.pk.in_(linked)
+    return _or_patient_itself(compartment, resource_type, member)
+
+
+def holds(compartment: PatientCompartment, resource_type: str) -> ColumnElement[bool]:
+    """The current row of ``resources`` is in the compartment, for reads of known ids.
+
+    A correlated probe of the per-resource reference index (one index lookup per row),
+    not the patient's whole set of links: reads stay one indexed query.
+    """
+    refs = search_references.c
+    member = exists().where(
+        refs.resource_pk == resources.c.pk,
+        refs.param.in_(compartment.links[resource_type]),
+        refs.target_id == compartment.patient_id[:MAX_VALUE],
+        refs.target_type == "Patient",
+    )
+    return _or_patient_itself(compartment, resource_type, member)
+
+
+def _or_patient_itself(
+    compartment: PatientCompartment, resource_type: str, member: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    if resource_type == "Patient":
+        return or_(resources.c.id == compartment.patient_id, member)
+    return member
+
+
+def page(
+    query: SearchQuery, base_url: str, compartment: PatientCompartment | None = None
+) -> Select[tuple[int, str, int, datetime, object]]:
     """Select one page (plus one row, to know whether a next page exists)."""
     columns = (
         resources.c.pk,
@@ -48,16 +100,18 @@ def page(query: SearchQuery, base_url: str) -> Select[tuple[int, str, int, datet
     order = [_order(query.resource_type, key) for key in query.sort] + [resources.c.pk.asc()]
     return (
         select(*columns)
-        .where(matching(query, base_url))
+        .where(matching(query, base_url, compartment))
         .order_by(*order)
         .limit(query.count + 1)
         .offset(query.offset)
     )
 
 
-def count(query: SearchQuery, base_url: str) -> Select[int]:
+def count(
+    query: SearchQuery, base_url: str, compartment: PatientCompartment | None = None
+) -> Select[int]:
     """Count every match."""
-    return select(func.count()).select_from(resources).where(matching(query, base_url))
+    return select(func.count()).select_from(resources).where(matching(query, base_url, compartment))
 
 
 def _criterion(resource_type: str, criterion: Criterion, base_url: str) -> ColumnElement[bool]:

@@ -1,4 +1,4 @@
-"""SMART scopes: parsing (v1, v2, restrictions, junk) and the allows/permits decisions."""
+"""SMART scopes: parsing (v1, v2, restrictions, junk) and the allows/decide decisions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import pytest
 
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import SearchQuery, parse_query
-from fhir_ai.security.scopes import INTERACTIONS, Interaction, Scope, ScopeSet, parse_scope
+from fhir_ai.security.scopes import (
+    ALLOWED,
+    DENIED,
+    INTERACTIONS,
+    Decision,
+    Interaction,
+    Scope,
+    ScopeSet,
+    parse_scope,
+)
 
 READS = {"read", "vread", "search", "history"}
 WRITES = {"create", "update", "delete"}
@@ -109,80 +118,114 @@ def test_patient_and_restricted_scopes_are_not_unconditional() -> None:
         assert not scopes.allows("Patient", interaction)
 
 
+def confined(*types: str) -> Decision:
+    return Decision(True, frozenset(types))
+
+
 @pytest.mark.parametrize(
-    ("resource_type", "interaction", "resource_id", "params", "allowed"),
+    ("resource_type", "interaction", "params", "expected"),
     [
-        ("Patient", "read", "p1", None, True),
-        ("Patient", "vread", "p1", None, True),
-        ("Patient", "history", "p1", None, True),
-        ("Patient", "read", "p2", None, False),
-        ("Patient", "search", None, "_id=p1", True),
-        ("Patient", "search", None, "_id=p1,p2", False),
-        ("Patient", "search", None, "name=Smith", False),
-        ("Observation", "search", None, "patient=p1", True),
-        ("Observation", "search", None, "patient=Patient/p1", True),
-        ("Observation", "search", None, "subject=Patient/p1", True),
-        ("Observation", "search", None, "subject:Patient=p1", True),
-        ("Observation", "search", None, "patient=p1&code=1234-5", True),
-        ("Observation", "search", None, "subject=p1", False),  # could be a Group
-        ("Observation", "search", None, "patient=p1,p2", False),
-        ("Observation", "search", None, "patient=p2", False),
-        ("Observation", "search", None, "patient:missing=true", False),
-        ("Observation", "search", None, "code=1234-5", False),
-        ("Observation", "search", None, "", False),
-        ("Observation", "search", None, "unknown=p1", False),
-        ("Observation", "read", "o1", None, False),
-        ("Observation", "create", None, None, False),
-        ("Patient", "update", "p1", None, False),
-        ("Patient", "delete", "p1", None, False),
+        # compartment types: every interaction, confined to the compartment
+        ("Patient", "read", None, confined("Patient")),
+        ("Patient", "vread", None, confined("Patient")),
+        ("Patient", "history", None, confined("Patient")),
+        ("Patient", "update", None, confined("Patient")),
+        ("Patient", "search", "name=Smith", confined("Patient")),
+        ("Observation", "read", None, confined("Observation")),
+        ("Observation", "search", "", confined("Observation")),
+        ("Observation", "search", "patient=p2", confined("Observation")),  # finds nothing
+        ("Observation", "search", "code=1234-5", confined("Observation")),
+        ("Observation", "create", None, confined("Observation")),
+        ("Observation", "delete", None, confined("Observation")),
+        ("Encounter", "search", "", confined("Encounter")),
+        ("AuditEvent", "read", None, confined("AuditEvent")),
+        # types that interpret the record: read and search, whole, never writes
+        ("Practitioner", "read", None, ALLOWED),
+        ("Practitioner", "search", "name=Careful", ALLOWED),
+        ("Organization", "vread", None, ALLOWED),
+        ("Location", "history", None, ALLOWED),
+        ("PractitionerRole", "search", "", ALLOWED),
+        ("Medication", "read", None, ALLOWED),
+        ("Practitioner", "create", None, DENIED),
+        ("Organization", "update", None, DENIED),
+        ("Location", "delete", None, DENIED),
+        # other types outside the compartment: nothing
+        ("Task", "read", None, DENIED),
+        ("Task", "search", "patient=p1", DENIED),
+        ("Binary", "read", None, DENIED),
+        ("Device", "search", "patient=p1", DENIED),
+        ("Endpoint", "read", None, DENIED),
+        ("Subscription", "create", None, DENIED),
     ],
 )
-def test_patient_scopes_stay_in_the_patient(
-    resource_type: str,
-    interaction: Interaction,
-    resource_id: str | None,
-    params: str | None,
-    allowed: bool,
+def test_patient_scopes_confine_to_the_compartment(
+    resource_type: str, interaction: Interaction, params: str | None, expected: Decision
 ) -> None:
     scopes = ScopeSet.parse("patient/*.cruds", patient="p1")
     search = query(resource_type, params) if params is not None else None
-    decision = scopes.permits(resource_type, interaction, resource_id=resource_id, search=search)
-    assert decision is allowed
+    assert scopes.decide(resource_type, interaction, search=search) == expected
 
 
 def test_patient_scopes_need_the_patient_claim_and_the_type() -> None:
     no_patient = ScopeSet.parse("patient/*.rs")
-    assert not no_patient.permits("Patient", "read", resource_id="p1")
-    assert not no_patient.permits(
-        "Observation", "search", search=query("Observation", "patient=p1")
-    )
+    assert no_patient.decide("Patient", "read") == DENIED
+    assert no_patient.decide("Practitioner", "read") == DENIED
+    assert no_patient.decide("Observation", "search", search=query("Observation", "")) == DENIED
     only_observations = ScopeSet.parse("patient/Observation.rs", "p1")
-    assert only_observations.permits(
-        "Observation", "search", search=query("Observation", "patient=p1")
+    assert only_observations.decide("Observation", "search", search=query("Observation", "")) == (
+        confined("Observation")
     )
-    assert not only_observations.permits("Patient", "read", resource_id="p1")
-    assert not only_observations.permits(
-        "Condition", "search", search=query("Condition", "patient=p1")
+    assert only_observations.decide("Patient", "read") == DENIED
+    assert only_observations.decide("Observation", "create") == DENIED
+    assert only_observations.decide("Condition", "search", search=query("Condition", "")) == DENIED
+
+
+def test_v1_write_and_v2_letters_on_patient_scopes() -> None:
+    v1 = ScopeSet.parse("patient/Observation.write", "p1")
+    for interaction in ("create", "update", "delete"):
+        assert v1.decide("Observation", interaction) == confined("Observation")
+    assert v1.decide("Observation", "read") == DENIED
+    create_only = ScopeSet.parse("patient/Observation.c", "p1")
+    assert create_only.decide("Observation", "create") == confined("Observation")
+    assert create_only.decide("Observation", "update") == DENIED
+
+
+def test_system_or_user_grants_win_over_patient_grants() -> None:
+    both = ScopeSet.parse("patient/*.rs user/Observation.rs", "p1")
+    assert both.decide("Observation", "search", search=query("Observation", "")) == ALLOWED
+    assert both.decide("Condition", "search", search=query("Condition", "")) == (
+        confined("Condition")
     )
+    labs = ScopeSet.parse("patient/*.rs system/Observation.rs?category=laboratory", "p1")
+    lab_search = query("Observation", "category=laboratory")
+    assert labs.decide("Observation", "search", search=lab_search) == ALLOWED
+    assert labs.decide("Observation", "search", search=query("Observation", "")) == (
+        confined("Observation")
+    )
+
+
+def test_restricted_patient_scope_is_restricted_and_confined() -> None:
+    labs = ScopeSet.parse("patient/Observation.rs?category=laboratory", "p1")
+    lab_search = query("Observation", "category=laboratory")
+    assert labs.decide("Observation", "search", search=lab_search) == confined("Observation")
+    assert labs.decide("Observation", "search", search=query("Observation", "")) == DENIED
+    assert labs.decide("Observation", "read") == DENIED
 
 
 def test_restricted_v2_scope_grants_matching_searches_only() -> None:
     scopes = ScopeSet.parse("system/Observation.rs?category=laboratory,imaging")
-    assert scopes.permits(
-        "Observation", "search", search=query("Observation", "category=laboratory")
-    )
-    assert scopes.permits(
-        "Observation", "search", search=query("Observation", "category=laboratory,imaging&code=x")
-    )
-    assert not scopes.permits(
-        "Observation", "search", search=query("Observation", "category=laboratory,vital-signs")
-    )
-    assert not scopes.permits("Observation", "search", search=query("Observation", "code=x"))
-    assert not scopes.permits(
-        "Observation", "search", search=query("Observation", "category:not=laboratory")
-    )
-    assert not scopes.permits("Observation", "search")
-    assert not scopes.permits("Observation", "read", resource_id="o1")
+
+    def allowed(params: str | None, interaction: Interaction = "search") -> bool:
+        search = query("Observation", params) if params is not None else None
+        return scopes.decide("Observation", interaction, search=search).allowed
+
+    assert allowed("category=laboratory")
+    assert allowed("category=laboratory,imaging&code=x")
+    assert not allowed("category=laboratory,vital-signs")
+    assert not allowed("code=x")
+    assert not allowed("category:not=laboratory")
+    assert not allowed(None)
+    assert not allowed(None, "read")
 
 
 def test_includes_need_read_on_the_included_types() -> None:
@@ -191,19 +234,50 @@ def test_includes_need_read_on_the_included_types() -> None:
     everything = ScopeSet.parse("system/*.rs")
     typed = query("Observation", "_include=Observation:subject:Patient")
     untyped = query("Observation", "_include=Observation:subject")
-    assert not observations.permits("Observation", "search", search=typed)
-    assert with_patients.permits("Observation", "search", search=typed)
-    assert not with_patients.permits("Observation", "search", search=untyped)
-    assert everything.permits("Observation", "search", search=untyped)
+    assert observations.decide("Observation", "search", search=typed) == DENIED
+    assert with_patients.decide("Observation", "search", search=typed) == ALLOWED
+    assert with_patients.decide("Observation", "search", search=untyped) == DENIED
+    assert everything.decide("Observation", "search", search=untyped) == ALLOWED
     reverse = query("Patient", "_revinclude=Observation:patient")
-    assert not ScopeSet.parse("system/Patient.rs").permits("Patient", "search", search=reverse)
-    assert with_patients.permits("Patient", "read") is True
-    assert ScopeSet.parse("system/Patient.rs system/Observation.r").permits(
-        "Patient", "search", search=reverse
+    assert ScopeSet.parse("system/Patient.rs").decide("Patient", "search", search=reverse) == (
+        DENIED
     )
+    assert (
+        ScopeSet.parse("system/Patient.rs system/Observation.r").decide(
+            "Patient", "search", search=reverse
+        )
+        == ALLOWED
+    )
+
+
+def test_patient_scoped_includes_are_confined_or_refused() -> None:
     patient = ScopeSet.parse("patient/*.rs", "p1")
-    compartment = query("Observation", "patient=p1&_include=Observation:subject:Patient")
-    assert not patient.permits("Observation", "search", search=compartment)
+
+    def decide(resource_type: str, params: str) -> Decision:
+        return patient.decide(resource_type, "search", search=query(resource_type, params))
+
+    assert decide("Observation", "_include=Observation:subject:Patient") == confined(
+        "Observation", "Patient"
+    )
+    assert decide("Observation", "_include=Observation:performer:Practitioner") == confined(
+        "Observation"
+    )
+    assert decide("Patient", "_revinclude=Observation:patient") == confined(
+        "Patient", "Observation"
+    )
+    assert decide("Practitioner", "_revinclude=Observation:performer") == confined("Observation")
+    assert decide("Observation", "_include=Observation:subject") == DENIED  # untyped
+    assert decide("Observation", "_include=Observation:device:Device") == DENIED
+    assert decide("ImagingStudy", "_revinclude=Task:focus") == DENIED
+    only_observations = ScopeSet.parse("patient/Observation.rs", "p1")
+    assert (
+        only_observations.decide(
+            "Observation",
+            "search",
+            search=query("Observation", "_include=Observation:subject:Patient"),
+        )
+        == DENIED
+    )
 
 
 def test_repr_holds_no_claims() -> None:

@@ -185,3 +185,27 @@ def test_smart_configuration_and_capability_security() -> None:
         {"url": "authorize", "valueUri": "https://as.example/authorize"},
     ]
     assert capability_security(Settings(fhir_auth="off")) is None
+
+
+@pytest.mark.parametrize(
+    ("claim", "kept"),
+    [
+        ("Practitioner/dr-1", "Practitioner/dr-1"),
+        ("https://ehr.example/fhir/Practitioner/123", "https://ehr.example/fhir/Practitioner/123"),
+        ("Patient/p1", "Patient/p1"),
+        ("RelatedPerson/r.1", "RelatedPerson/r.1"),
+        ("Organization/o1", None),  # not a user
+        ("Practitioner/", None),
+        ("javascript:alert(1)", None),
+        ("https://ehr.example/fhir/Practitioner/123?x=1", None),
+        (["Practitioner/dr-1"], None),
+        (42, None),
+        (None, None),
+    ],
+)
+def test_fhir_user_is_kept_for_audit_only_when_it_names_a_user(
+    smart: SmartTokenVerifier, ec_key: ec.EllipticCurvePrivateKey, claim: Any, kept: str | None
+) -> None:
+    token = sign(ec_key, payload=access_claims(fhirUser=claim))
+    access = smart.verify(bearer(token), FHIR)  # never refused for it: it grants nothing
+    assert access.fhir_user == kept
