@@ -58,7 +58,9 @@ def create_dicomweb_blueprint(
             fhir_base = public_url(settings, "/fhir")
             response.headers["Content-Location"] = f"{fhir_base}/Task/{result.tasks[0]}"
         if result.analysis_delayed:
-            response.headers["Warning"] = '199 fhir-ai "analysis queue unavailable; delayed"'
+            response.headers.add("Warning", '199 fhir-ai "analysis queue unavailable; delayed"')
+        for warning in responses.reason_warnings(result):
+            response.headers.add("Warning", warning)
         return response
 
     @bp.get("/studies")

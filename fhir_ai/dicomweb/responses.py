@@ -10,8 +10,12 @@ from fhir_ai.imaging.dicom_status import COERCION_OF_DATA_ELEMENTS
 from fhir_ai.store.dicom import StoredInstance
 
 #: ErrorComment (0000,0902): the reason in words, beside the FailureReason/WarningReason code.
-#: Our reasons can exceed LO's 64 characters; clients read them as text.
+#: Its VR is LO (at most 64 characters), so a longer reason is cut there; the whole reasons
+#: travel in ``Warning`` header fields (:func:`reason_warnings`).
 ERROR_COMMENT = "00000902"
+LO_MAX_CHARS = 64
+#: At most this many ``Warning`` fields name instance reasons (a big refused study).
+MAX_REASON_WARNINGS = 20
 
 
 def stow_status(result: StowResult) -> int:
@@ -40,6 +44,28 @@ def stow_response(result: StowResult, base_url: str, study_uid: str | None) -> d
     return body
 
 
+def reason_warnings(result: StowResult) -> list[str]:
+    """``Warning`` header values (RFC 9111 5.5, code 299 as PS3.18 uses it) with the whole
+    reason of each refused or warned instance, which ErrorComment may cut."""
+    values = []
+    for outcome in result.outcomes:
+        reason = outcome.message if not outcome.stored else "; ".join(outcome.warnings)
+        if reason:
+            uid = outcome.sop_instance_uid
+            text = f"{uid}: {reason}" if uid else reason
+            quoted = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in text)
+            values.append(f'299 fhir-ai "{quoted}"')
+    return values[:MAX_REASON_WARNINGS]
+
+
+def _long_string(text: str) -> str:
+    """``text`` as an LO value: cut at a word boundary to 64 characters with '...'."""
+    if len(text) <= LO_MAX_CHARS:
+        return text
+    cut = text[: LO_MAX_CHARS - 3].rsplit(" ", 1)[0].rstrip(" ,;:")
+    return cut + "..."
+
+
 def _referenced(outcome: InstanceOutcome, base_url: str) -> dict[str, Any]:
     item = {
         "00081150": element("UI", outcome.sop_class_uid),
@@ -52,7 +78,7 @@ def _referenced(outcome: InstanceOutcome, base_url: str) -> dict[str, Any]:
     }
     if outcome.warnings:
         item["00081196"] = element("US", COERCION_OF_DATA_ELEMENTS)  # WarningReason
-        item[ERROR_COMMENT] = element("LO", "; ".join(outcome.warnings))
+        item[ERROR_COMMENT] = element("LO", _long_string("; ".join(outcome.warnings)))
     return item
 
 
@@ -63,7 +89,7 @@ def _failed(outcome: InstanceOutcome) -> dict[str, Any]:
         "00081197": element("US", outcome.failure_reason),
     }
     if outcome.message:
-        item[ERROR_COMMENT] = element("LO", outcome.message)
+        item[ERROR_COMMENT] = element("LO", _long_string(outcome.message))
     return item
 
 

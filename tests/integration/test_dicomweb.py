@@ -142,10 +142,14 @@ def test_broken_files_are_refused_with_reasons_and_the_server_stays_healthy(
         if response.status_code == 409:
             failed = body["00081198"]["Value"][0]
             assert failed["00081197"]["Value"][0] > 0, path.name
-            assert failed["00000902"]["Value"][0], path.name
+            comment = failed["00000902"]["Value"][0]
         else:  # stored, with the non-conformance as a warning
             item = body["00081199"]["Value"][0]
             assert item["00081196"]["Value"] == [0xB000], path.name
+            comment = item["00000902"]["Value"][0]
+        assert 0 < len(comment) <= 64, path.name  # ErrorComment is an LO
+        # the whole reason, which ErrorComment may cut, is in a Warning header field
+        assert comment.removesuffix("...") in response.headers["Warning"], path.name
         assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
 
 
