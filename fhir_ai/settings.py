@@ -5,8 +5,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -125,6 +126,12 @@ class Settings(BaseSettings):
         default="urn:fhir-ai:dicom:patient-id",
         description="Identifier system of Patients created from a DICOM PatientID.",
     )
+    dicom_timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of the modalities' local DICOM dates and times (e.g. "
+        "Europe/Paris), used when an instance has no TimezoneOffsetFromUTC; unset: such "
+        "studies get a start date without a time.",
+    )
     imaging_batch_size: int = Field(default=16, ge=1, le=512)
     imaging_batch_wait_ms: int = Field(default=50, ge=0, le=5000)
     worker_threads: int = Field(
@@ -177,6 +184,16 @@ class Settings(BaseSettings):
                 "is delivered again while it runs"
             )
         return self
+
+    @field_validator("dicom_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
 
     def terminology_path(self) -> Path:
         """The terminology folder: as configured, else the installed ``terminology`` package."""

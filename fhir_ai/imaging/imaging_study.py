@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from fhir_ai.imaging.dicom_json import text
 from fhir_ai.store.dicom import StoredInstance
@@ -28,8 +30,10 @@ def imaging_study(
     subject: str,
     endpoint: str,
     body_site: BodySite,
+    timezone: ZoneInfo | None = None,
 ) -> dict[str, Any]:
-    """The ImagingStudy of ``instances`` (all of one study), ``available``."""
+    """The ImagingStudy of ``instances`` (all of one study), ``available``; ``timezone`` is
+    where the modality's local times are, for instances without a UTC offset."""
     first = instances[0].metadata
     series = _series(instances, body_site)
     study: dict[str, Any] = {
@@ -39,7 +43,10 @@ def imaging_study(
         "modality": _modalities(instances),
         "subject": {"reference": subject},
         "started": _started(
-            text(first, "StudyDate"), text(first, "StudyTime"), text(first, "TimezoneOffsetFromUTC")
+            text(first, "StudyDate"),
+            text(first, "StudyTime"),
+            text(first, "TimezoneOffsetFromUTC"),
+            timezone,
         ),
         "endpoint": [{"reference": endpoint}],
         "numberOfSeries": len(series),
@@ -139,15 +146,27 @@ def _modalities(instances: list[StoredInstance]) -> list[dict[str, str]]:
     return [{"system": DCM, "code": code} for code in codes]
 
 
-def _started(date: str | None, time: str | None, offset: str | None) -> str | None:
-    """DICOM date and time are local: a time is given only with its UTC offset (0008,0201)."""
+def _started(
+    date: str | None, time: str | None, offset: str | None, timezone: ZoneInfo | None = None
+) -> str | None:
+    """DICOM date and time are local: a time is given only with its UTC offset, from
+    TimezoneOffsetFromUTC (0008,0201) or else from the configured ``timezone`` (daylight
+    saving included); without either, only the date."""
     day = _date(date)
     if not day:
         return None
     digits = (time or "").split(".")[0]
-    if offset and len(offset) == 5 and len(digits) >= 4 and digits.isdigit():
-        seconds = digits[4:6] or "00"
-        return f"{day}T{digits[:2]}:{digits[2:4]}:{seconds}{offset[:3]}:{offset[3:]}"
+    if len(digits) < 4 or not digits.isdigit():
+        return day
+    clock = f"{digits[:2]}:{digits[2:4]}:{digits[4:6] or '00'}"
+    if offset and len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit():
+        return f"{day}T{clock}{offset[:3]}:{offset[3:]}"
+    if timezone is not None:
+        try:
+            local = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=timezone)
+        except ValueError:  # 24:00 or 61 seconds
+            return day
+        return local.isoformat()
     return day
 
 

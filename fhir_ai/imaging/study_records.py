@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from fhir_ai.errors import NotFound
 from fhir_ai.fhir.service import FhirService
@@ -32,6 +33,8 @@ class StudyRecordSettings:
     patient_id_system: str
     terminology_dir: Path
     analyze_on_store: bool
+    #: Where the modalities' local DICOM times are (for instances without a UTC offset).
+    timezone: ZoneInfo | None = None
 
 
 class StudyRecords:
@@ -116,6 +119,7 @@ class StudyRecords:
             subject,
             endpoint,
             lambda part: body_site(self.config.terminology_dir, part),
+            self.config.timezone,
         )
         identifier = fhir_study.study_identifier(study_uid)
         criteria = f"identifier={identifier['system']}|{identifier['value']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response
 from sqlalchemy import Engine
@@ -53,6 +54,7 @@ def build_imaging_web(
             patient_id_system=settings.dicom_patient_id_system,
             terminology_dir=settings.terminology_path(),
             analyze_on_store=settings.analyze_on_store,
+            timezone=ZoneInfo(settings.dicom_timezone) if settings.dicom_timezone else None,
         ),
     )
     blueprint = create_dicomweb_blueprint(
