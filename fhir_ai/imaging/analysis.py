@@ -51,6 +51,7 @@ class StudyImages:
     instances: list[str]  # SOP Instance UIDs, in the order of ``images``
     images: list[PreparedImage]
     refused: list[str]  # one reason per unreadable instance
+    cautions: tuple[str, ...] = ()  # why the result may not apply (e.g. the patient's age)
 
 
 class StudyAnalyzer:
@@ -95,6 +96,11 @@ class StudyAnalyzer:
         kept: list[str] = []
         prepared: list[PreparedImage] = []
         refused: list[str] = []
+        cautions = dict.fromkeys(
+            caution
+            for instance in routed
+            if (caution := self.records.population_caution(model_name, instance))
+        )
         for instance in routed:
             try:
                 prepared.append(prepare(self.objects.get(instance.object_key), size))
@@ -103,7 +109,7 @@ class StudyAnalyzer:
                 refused.append(error.message)
         if not prepared:
             raise DicomRejected(f"No routed image could be decoded: {'; '.join(refused)}")
-        return StudyImages(kept, prepared, refused)
+        return StudyImages(kept, prepared, refused, tuple(cautions))
 
     def _study(self, study_id: str) -> dict[str, Any]:
         with self.store.session(read_only=True) as session:
@@ -141,4 +147,5 @@ def analysis_result(
         instance_uid=images.instances[best],
         heatmap_png=overlay_png(images.images[best].display, heatmap),
         report_code=report_code,
+        cautions=images.cautions,
     )

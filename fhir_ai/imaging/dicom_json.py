@@ -17,6 +17,7 @@ TAGS: Final = {
     "PatientName": "00100010",
     "PatientID": "00100020",
     "PatientBirthDate": "00100030",
+    "PatientAge": "00101010",
     "PatientSex": "00100040",
     "BodyPartExamined": "00180015",
     "ViewPosition": "00185101",

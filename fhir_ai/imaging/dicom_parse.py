@@ -56,6 +56,7 @@ class ParsedInstance:
     patient_id: str | None
     patient_name: str | None
     patient_birth_date: str | None
+    patient_age: str | None
     patient_sex: str | None
     study_date: str | None
     study_time: str | None
@@ -92,6 +93,7 @@ def parse_instance(data: bytes, *, check_pixel_data: bool = True) -> ParsedInsta
         patient_id=_text(dataset, "PatientID"),
         patient_name=_text(dataset, "PatientName"),
         patient_birth_date=_text(dataset, "PatientBirthDate"),
+        patient_age=_text(dataset, "PatientAge"),
         patient_sex=_text(dataset, "PatientSex"),
         study_date=_text(dataset, "StudyDate"),
         study_time=_text(dataset, "StudyTime"),

@@ -23,7 +23,7 @@ from fhir_ai.imaging.imaging_study import DICOM_UID
 from fhir_ai.imaging.jobs import analysis_key
 from fhir_ai.imaging.preprocess import PreparedImage, prepare
 from fhir_ai.imaging.report import result_bundle
-from fhir_ai.imaging.routing import ModelRouter
+from fhir_ai.imaging.routing import ModelRouter, patient_age_years
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class _Group:
     model: str
     uids: list[str] = field(default_factory=list)
     images: list[PreparedImage] = field(default_factory=list)
+    cautions: dict[str, None] = field(default_factory=dict)  # an ordered set
 
 
 def dicom_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -96,6 +97,9 @@ def _add(
     )
     group.uids.append(parsed.sop_instance_uid)
     group.images.append(image)
+    age = patient_age_years(parsed.patient_age, parsed.patient_birth_date, parsed.study_date)
+    if caution := router.population_caution(model, age):
+        group.cautions[caution] = None
     return []
 
 
@@ -110,7 +114,7 @@ def _write(group: _Group, model: ImagingModel, router: ModelRouter, out_dir: Pat
     identifier = {"system": DICOM_UID, "value": f"urn:oid:{group.study_uid}"}
     result = analysis_result(
         model,
-        StudyImages(group.uids, group.images, []),
+        StudyImages(group.uids, group.images, [], tuple(group.cautions)),
         analysis_key(group.study_uid, model.card.name, model.card.version),
         {},
         {"identifier": identifier, "display": f"Study {group.study_uid}"},

@@ -43,6 +43,8 @@ class AnalysisResult:
     instance_uid: str  # the image the probability (and heatmap) comes from
     heatmap_png: bytes
     report_code: dict[str, Any]  # CodeableConcept of the imaging procedure
+    #: Why the result may not apply to this patient (outside the training population).
+    cautions: tuple[str, ...] = ()
 
     @property
     def positive(self) -> bool:
@@ -95,6 +97,8 @@ def _report(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
         f"{result.probability:.2f}, threshold {card.threshold.value:.2f}). Preliminary: "
         "not reviewed by a radiologist."
     )
+    if result.cautions:
+        conclusion = " ".join(("Caution:", *result.cautions, conclusion))
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "meta": {"security": [_security()]},
@@ -143,7 +147,7 @@ def _observation(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
         ],
         "device": {"reference": ids["device"], "display": card.display},
         "derivedFrom": [result.study_reference],
-        "note": [{"text": " ".join(card.limitations)}],
+        "note": [{"text": text} for text in (*result.cautions, " ".join(card.limitations))],
         "method": {"text": f"{card.title}; calibrated ({card.calibration.method})"},
     }
 

@@ -16,7 +16,7 @@ from fhir_ai.imaging import imaging_study as fhir_study
 from fhir_ai.imaging.dicom_json import text
 from fhir_ai.imaging.jobs import analysis_request
 from fhir_ai.imaging.model.card import load_card
-from fhir_ai.imaging.routing import ModelRouter, body_site
+from fhir_ai.imaging.routing import ModelRouter, body_site, patient_age_years
 from fhir_ai.jobs.service import JobService, SubmittedJob
 from fhir_ai.store.dicom import DicomIndex, StoredInstance
 from fhir_ai.store.repository import ResourceStore, StoreSession
@@ -95,6 +95,16 @@ class StudyRecords:
             if route.model:
                 routed.setdefault(route.model, []).append(instance)
         return routed
+
+    def population_caution(self, model: str, instance: StoredInstance) -> str | None:
+        """Why ``model``'s result may not apply to the patient of ``instance`` (its age)."""
+        metadata = instance.metadata
+        age = patient_age_years(
+            text(metadata, "PatientAge"),
+            text(metadata, "PatientBirthDate"),
+            text(metadata, "StudyDate"),
+        )
+        return self.router.population_caution(model, age)
 
     def _submit(
         self, study_id: str, study_uid: str, subject: str | None, instances: list[StoredInstance]

@@ -85,6 +85,10 @@ def _check_report(base: str, report: dict[str, Any], task: dict[str, Any]) -> No
     binary = _get(base, report["presentedForm"][0]["url"])
     image = Image.open(io.BytesIO(base64.b64decode(binary["data"])))
     assert image.format == "PNG" and image.size == (512, 512) and image.mode == "RGB"
+    # Both studies are of adults (62 and 64 years), outside the pediatric training set
+    assert report["conclusion"].startswith("Caution: The patient's age at the study (6")
+    assert "outside the population pneumonia-cxr was trained on" in observation["note"][0]["text"]
+    assert finding.limitations and "may not apply to this patient" in finding.limitations
 
 
 def test_the_same_study_again_writes_nothing_new(
