@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         default="urn:fhir-ai:dicom:patient-id",
         description="Identifier system of Patients created from a DICOM PatientID.",
     )
+    dicom_patient_id_issuers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Issuer of Patient ID (0010,0021) -> FHIR identifier system of the "
+        "PatientIDs it issues (JSON); other PatientIDs use dicom_patient_id_system.",
+    )
     dicom_timezone: str | None = Field(
         default=None,
         description="IANA time zone of the modalities' local DICOM dates and times (e.g. "

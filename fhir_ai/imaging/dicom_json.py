@@ -16,6 +16,7 @@ TAGS: Final = {
     "SeriesDescription": "0008103E",
     "PatientName": "00100010",
     "PatientID": "00100020",
+    "IssuerOfPatientID": "00100021",
     "PatientBirthDate": "00100030",
     "PatientAge": "00101010",
     "PatientSex": "00100040",

@@ -5,8 +5,8 @@ the analysis jobs its images route to.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -35,6 +35,8 @@ class StudyRecordSettings:
     analyze_on_store: bool
     #: Where the modalities' local DICOM times are (for instances without a UTC offset).
     timezone: ZoneInfo | None = None
+    #: Issuer of Patient ID -> the identifier system of the PatientIDs it issues.
+    patient_id_issuers: Mapping[str, str] = field(default_factory=dict)
 
 
 class StudyRecords:
@@ -145,12 +147,20 @@ class StudyRecords:
         return f"Endpoint/{session.create(endpoint).id}"
 
     def _patient(self, session: StoreSession, first: StoredInstance, study_uid: str) -> str:
+        """The Patient whose identifier is the PatientID in the system of its issuer.
+
+        Only that system is searched: the same PatientID from another issuer is another
+        patient, so a study is never linked across identifier systems (a new Patient is
+        made instead, for the hospital's MPI to merge).
+        """
         patient_id = text(first.metadata, "PatientID") or f"unknown-{study_uid}"
-        system = self.config.patient_id_system
+        issuer = text(first.metadata, "IssuerOfPatientID")
+        system = self.config.patient_id_issuers.get(issuer or "", self.config.patient_id_system)
         session.lock(f"patient|{system}|{patient_id}")
-        for criteria in (f"identifier={system}|{patient_id}", f"identifier={patient_id}"):
-            found = self.fhir.matching_ids(session, "Patient", criteria, _LOCAL_BASE)
-            if len(found) == 1:
-                return f"Patient/{found[0]}"
+        found = self.fhir.matching_ids(
+            session, "Patient", f"identifier={system}|{patient_id}", _LOCAL_BASE
+        )
+        if len(found) == 1:
+            return f"Patient/{found[0]}"
         metadata = {**first.metadata, "00100020": {"vr": "LO", "Value": [patient_id]}}
         return f"Patient/{session.create(fhir_study.patient_from_dicom(metadata, system)).id}"

@@ -52,6 +52,7 @@ def build_imaging_web(
         StudyRecordSettings(
             wado_rs_base_url=lambda: public_url(settings, "/dicomweb"),
             patient_id_system=settings.dicom_patient_id_system,
+            patient_id_issuers=settings.dicom_patient_id_issuers,
             terminology_dir=settings.terminology_path(),
             analyze_on_store=settings.analyze_on_store,
             timezone=ZoneInfo(settings.dicom_timezone) if settings.dicom_timezone else None,
