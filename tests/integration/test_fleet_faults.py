@@ -6,6 +6,7 @@ so that a lost worker's job comes back within the test's patience.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,21 +283,25 @@ def test_a_stuck_job_on_the_threads_pool_fails_and_its_worker_retires(
     fleet_settings: Settings, workers: list[Worker], tmp_path: Path
 ) -> None:
     env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
-    env.update(FHIR_AI_TASK_TIME_LIMIT_S="3", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="4")
+    env.update(FHIR_AI_TASK_TIME_LIMIT_S="20", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="21")
     first = _threads_worker(env, "s", tmp_path)
     workers.append(first)
     jobs = job_service(fleet_settings)
-    quick = jobs.submit(probe_request(uuid.uuid4().hex)).task_id
-    stuck = probe_request(uuid.uuid4().hex, seconds=300)  # a blocking call, far past 3 s
+    stuck = probe_request(uuid.uuid4().hex, seconds=300)  # a blocking call, far past 20 s
     stuck_id = jobs.submit(stuck).task_id
-    assert wait_for(lambda: status(jobs, stuck_id) == "failed", 90), tail(first.log)
+    assert wait_for(lambda: status(jobs, stuck_id) == "in-progress", 90), tail(first.log)
+    time.sleep(10)
+    # Still running when the stuck job passes its hard limit (20 s), within its own limits.
+    live = jobs.submit(probe_request(uuid.uuid4().hex, seconds=15)).task_id
+    assert wait_for(lambda: status(jobs, stuck_id) == "failed", 30), tail(first.log)
     _timed_out(jobs, stuck_id)
-    assert status(jobs, quick) == "completed"
-    # Its thread cannot be stopped: past the hard limit the worker exits for its
-    # supervisor to start it again.
-    assert wait_for(lambda: first.process.poll() is not None, 30), tail(first.log)
+    # Its thread cannot be stopped: past the hard limit the worker stops taking jobs, lets
+    # the live one finish and exits for its supervisor to start it again.
+    assert wait_for(lambda: first.process.poll() is not None, 60), tail(first.log)
     assert first.process.returncode == 75, tail(first.log)
-    assert "stuck past its hard time limit" in first.log.read_text(errors="replace")
+    assert status(jobs, live) == "completed"
+    log = first.log.read_text(errors="replace")
+    assert "stuck past its hard time limit" in log and "Warm shutdown" in log, tail(first.log)
 
     # The stuck job's message was never acknowledged: it comes back, finds its Task
     # failed and runs nothing.
