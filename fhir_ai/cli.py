@@ -23,6 +23,7 @@ from fhir_ai.cli_fleet import fleet_group, jobs_group
 from fhir_ai.errors import FhirAiError
 from fhir_ai.imaging.model.card import MODEL_NAMES
 from fhir_ai.logging import configure_logging
+from fhir_ai.metrics_multiprocess import prepare_multiprocess_dir
 from fhir_ai.settings import Settings
 from fhir_ai.worker_health import DEFAULT_MAX_AGE_S, heartbeat_age, node_name
 
@@ -82,12 +83,16 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> 
     Without FHIR_AI_BROKER_URL it also runs an embedded Redis broker (under the data
     directory) and an embedded Celery worker subprocess, and stops both on exit.
     """
+    _exit_on_sigterm()
+    settings = _load_settings()
+    # Before prometheus_client is imported (by the app): the gunicorn workers' metrics
+    # are merged through this folder (fhir_ai.metrics_multiprocess).
+    metrics_dir = prepare_multiprocess_dir(settings.data_dir)
+
     from fhir_ai.app import create_app
     from fhir_ai.embedded_worker import EMBEDDED_QUEUES, embedded_worker
     from fhir_ai.server import gunicorn_options, run_server
 
-    _exit_on_sigterm()
-    settings = _load_settings()
     if settings.auto_migrate:
         _migrate(settings)
     with ExitStack() as stack:
@@ -105,14 +110,15 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> 
             broker = redact_url(settings.broker_url or "")
             worker_mode = "external (run `fhir-ai worker`)"
         logger.info(
-            "starting fhir-ai on %s:%d; database: %s; broker: %s; worker: %s",
+            "starting fhir-ai on %s:%d; database: %s; broker: %s; worker: %s; metrics: %s",
             host,
             port,
             _redacted_database_url(settings),
             broker,
             worker_mode,
+            metrics_dir,
         )
-        options = gunicorn_options(host, port, workers, threads, settings.log_level)
+        options = gunicorn_options(host, port, workers, threads, settings.log_level, True)
         run_server(partial(create_app, settings), options)
 
 

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from fhir_ai.metrics_multiprocess import MULTIPROC_ENV
+
 logger = logging.getLogger("fhir_ai.embedded_worker")
 
 EMBEDDED_QUEUES = ("imaging", "nlp", "default")
@@ -44,9 +46,11 @@ def worker_command(
 
 
 def worker_environment(broker_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default: this process's environment) with the broker URL set."""
+    """``base`` (default: this process's environment) with the broker URL set, without the
+    web server's metrics folder (a worker keeps its own: workers.bootstrap)."""
     env = dict(os.environ if base is None else base)
     env["FHIR_AI_BROKER_URL"] = broker_url
+    env.pop(MULTIPROC_ENV, None)
     return env
 
 

@@ -13,10 +13,9 @@ by service id (from the product's service registry) and feedback outcome.
 Metrics:
 
 * ``fhir_ai_http_request_duration_seconds{method, route, status}`` -- histogram, 5 ms to
-  5 s. It lives in the memory of the process that served the request: under gunicorn
-  with several workers each scrape sees only the worker that answered it. Operators who
-  need whole-server request metrics can run prometheus_client's multiprocess mode
-  (``PROMETHEUS_MULTIPROC_DIR``); it is not set up here.
+  5 s.
+* ``fhir_ai_http_requests_in_progress`` -- requests being answered now, the scrape itself
+  included (gauge; summed over the live server processes).
 * ``fhir_ai_cds_feedback_total{service, outcome}`` -- feedback items received (counter).
 * ``fhir_ai_cds_cards_total{service,indicator}`` -- cards issued (counter).
 * ``fhir_ai_cds_feedback_accept_ratio{service}`` -- accepted / (accepted + overridden),
@@ -25,6 +24,15 @@ Metrics:
 The CDS metrics are read from the database at scrape time, so they are the same whichever
 worker process answers. When the database cannot be read they are left out of the scrape
 (and a warning is logged) rather than failing it.
+
+Several server processes: ``fhir-ai serve`` runs gunicorn with several worker processes,
+each answering some of the requests. It therefore runs prometheus_client's multiprocess
+mode (:mod:`fhir_ai.metrics_multiprocess`): ``PROMETHEUS_MULTIPROC_DIR`` names a folder,
+set before prometheus_client is first imported, where every process writes its samples;
+a scrape, whichever process answers it, merges the files of all of them (and of those that
+have ended: counts never go back), and the gauge counts only live processes (gunicorn's
+``child_exit`` hook drops a dead worker's gauge file). Without that variable (tests, the
+Flask development server, a single process) the metrics live in the process's memory.
 
 There is no module-level state: :func:`create_metrics` builds a fresh
 :class:`~prometheus_client.CollectorRegistry` per application.
@@ -37,12 +45,20 @@ import time
 from collections.abc import Iterable
 
 from flask import Blueprint, Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from fhir_ai.metrics_multiprocess import multiprocess_dir
 from fhir_ai.store.cds import CdsStore
 
 logger = logging.getLogger("fhir_ai.metrics")
@@ -52,6 +68,7 @@ UNMATCHED_ROUTE = "unmatched"
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STARTED = "_metrics_started"
+_IN_PROGRESS = "_metrics_in_progress"
 
 
 class CdsCollector(Collector):
@@ -113,11 +130,14 @@ class CdsCollector(Collector):
 
 
 class AppMetrics:
-    """One application's metrics registry and the metric objects in it."""
+    """One application's metrics registry and the metric objects it records."""
 
-    def __init__(self, registry: CollectorRegistry, request_duration: Histogram) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, request_duration: Histogram, in_progress: Gauge
+    ) -> None:
         self.registry = registry
         self.request_duration = request_duration
+        self.in_progress = in_progress
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one answered request."""
@@ -132,17 +152,31 @@ class AppMetrics:
 
 
 def create_metrics(engine: Engine) -> AppMetrics:
-    """A fresh registry with the request histogram and the CDS database collector."""
+    """A fresh registry with the request metrics and the CDS database collector.
+
+    In multiprocess mode the request metrics are registered nowhere: their samples go to
+    this process's files, and the registry scrapes every process's files instead.
+    """
     registry = CollectorRegistry()
+    folder = multiprocess_dir()
+    if folder is not None:
+        MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
+    own = None if folder is not None else registry
     request_duration = Histogram(
         "fhir_ai_http_request_duration_seconds",
-        "HTTP request duration, by method, route template and status (this process only).",
+        "HTTP request duration, by method, route template and status.",
         labelnames=("method", "route", "status"),
         buckets=REQUEST_BUCKETS,
-        registry=registry,
+        registry=own,
+    )
+    in_progress = Gauge(
+        "fhir_ai_http_requests_in_progress",
+        "HTTP requests being answered, the scrape included (live server processes).",
+        registry=own,
+        multiprocess_mode="livesum",
     )
     registry.register(CdsCollector(CdsStore(engine)))
-    return AppMetrics(registry, request_duration)
+    return AppMetrics(registry, request_duration, in_progress)
 
 
 def create_metrics_blueprint(metrics: AppMetrics) -> Blueprint:
@@ -163,6 +197,13 @@ def register_metrics(app: Flask, metrics: AppMetrics) -> None:
     @app.before_request
     def start_metrics_timer() -> None:
         setattr(g, _STARTED, time.perf_counter())
+        metrics.in_progress.inc()
+        setattr(g, _IN_PROGRESS, True)
+
+    @app.teardown_request
+    def end_in_progress(_error: BaseException | None) -> None:
+        if g.pop(_IN_PROGRESS, False):  # also after an unhandled error (no after_request)
+            metrics.in_progress.dec()
 
     @app.after_request
     def observe_request(response: Response) -> Response:

@@ -10,6 +10,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from fhir_ai.metrics_multiprocess import mark_worker_dead
+
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     """A gunicorn application whose WSGI app comes from ``factory`` (called in each worker)."""
@@ -29,10 +31,11 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn is unty
 
 
 def gunicorn_options(
-    host: str, port: int, workers: int, threads: int, loglevel: str
+    host: str, port: int, workers: int, threads: int, loglevel: str, multiprocess_metrics: bool
 ) -> dict[str, Any]:
-    """Gunicorn settings for ``fhir-ai serve``."""
-    return {
+    """Gunicorn settings for ``fhir-ai serve`` (``multiprocess_metrics``: the workers share
+    a prometheus_client multiprocess folder, see :mod:`fhir_ai.metrics_multiprocess`)."""
+    options = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
@@ -45,6 +48,14 @@ def gunicorn_options(
         "preload_app": False,
         "control_socket_disable": True,  # gunicorn 25+: no shared ~/.gunicorn/gunicorn.ctl
     }
+    if multiprocess_metrics:
+        options["child_exit"] = _child_exit
+    return options
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    """gunicorn's ``child_exit`` hook (in the master): a worker ended, however it ended."""
+    mark_worker_dead(int(worker.pid))
 
 
 def run_server(factory: Callable[[], Flask], options: Mapping[str, Any]) -> None:

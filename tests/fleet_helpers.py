@@ -100,14 +100,20 @@ def worker_env(broker_url: str, database_url: str, data_dir: Path, **extra: str)
 
 
 def start_worker(
-    env: dict[str, str], name: str, queues: str, directory: Path, concurrency: int = 1
+    env: dict[str, str],
+    name: str,
+    queues: str,
+    directory: Path,
+    concurrency: int = 1,
+    pool: str = "prefork",
 ) -> Worker:
-    """Start a prefork worker consuming ``queues`` as ``<name>@localhost``."""
+    """Start a worker (``pool``: prefork, threads, solo) consuming ``queues`` as
+    ``<name>@localhost``."""
     node = f"{name}@localhost"
     log = directory / f"{name}.log"
     command = [
         sys.executable, "-m", "celery", "-A", "workers.main", "worker",
-        "--queues", queues, "--pool", "prefork", "--concurrency", str(concurrency),
+        "--queues", queues, "--pool", pool, "--concurrency", str(concurrency),
         "--hostname", node, "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     with log.open("wb") as out:

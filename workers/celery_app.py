@@ -9,6 +9,7 @@ from kombu.entity import Exchange, Queue
 
 from fhir_ai.errors import ConfigurationError
 from fhir_ai.jobs.routing import DEFAULT_QUEUE, QUEUE_NAMES, queue_for
+from fhir_ai.logging import configure_logging
 from fhir_ai.settings import Settings
 
 #: Modules the worker imports at start-up to register its tasks.
@@ -80,11 +81,21 @@ def _restore_options(visibility_s: int) -> dict[str, int]:
     return {"unacked_restore_interval": interval, "unacked_restore_throttle": period // interval}
 
 
-def make_celery(settings: Settings) -> Celery:
+def make_celery(settings: Settings, app_class: type[Celery] = Celery) -> Celery:
     """A Celery app for ``settings``; raises :class:`ConfigurationError` without a broker."""
-    app = Celery("fhir_ai", include=list(TASK_MODULES), set_as_current=False)
+    app = app_class("fhir_ai", include=list(TASK_MODULES), set_as_current=False)
     app.conf.update(celery_config(settings))
     return app
+
+
+class WorkerCelery(Celery):  # type: ignore[misc]  # Celery is untyped
+    """A worker process's app. A prefork child started with ``--pool-start-method spawn``
+    (a fresh interpreter) receives it pickled and rebuilds it from the environment with
+    :func:`worker_celery_from_environment`, so that it gets what a forked child inherits:
+    the worker's logging and signal handlers (its metrics)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (worker_celery_from_environment, ())
 
 
 def make_worker_celery(settings: Settings) -> Celery:
@@ -95,6 +106,13 @@ def make_worker_celery(settings: Settings) -> Celery:
     prepare_process(settings)
     from workers.signals import install  # after prepare_process: imports prometheus_client
 
-    app = make_celery(settings)
+    app = make_celery(settings, WorkerCelery)
     install(app, settings)
     return app
+
+
+def worker_celery_from_environment() -> Celery:
+    """:func:`make_worker_celery` from the ``FHIR_AI_*`` environment, logging configured."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return make_worker_celery(settings)

@@ -2,15 +2,20 @@
 
 Shared by every job task. A redelivered job finds its Task finished and does nothing;
 bad input (any :class:`FhirAiError`) fails the Task once, with the reason, unretried; a
-database that is away is retried with exponential backoff, then the Task fails; a soft
-time limit fails the Task with a timeout reason.
+database that is away is retried with exponential backoff, then the Task fails; a job
+past its soft time limit fails its Task with a timeout reason. Celery enforces the time
+limits in prefork pool children; in the threads and solo pools this process's
+:func:`watchdog` does (:mod:`workers.time_limits`), and a result that comes back late is
+discarded.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable
+from functools import cache
 from typing import Any, Final
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -19,10 +24,12 @@ from sqlalchemy.exc import OperationalError
 from fhir_ai.errors import FhirAiError
 from workers import metrics
 from workers.runtime import worker_runtime
+from workers.time_limits import JobClock, JobExpired, Watchdog, checkpoint, job_clock, warm_shutdown
 
 logger = logging.getLogger("workers.jobs")
 RETRY_BACKOFF_S: Final = 10
 MAX_RETRIES: Final = 5
+TIMEOUT: Final = "timeout"
 
 #: Runs the job its Task describes; returns the references of what it wrote.
 JobWork = Callable[[dict[str, Any]], list[str]]
@@ -32,23 +39,52 @@ def run_job(task: Any, task_id: str, work: JobWork, what: str) -> dict[str, Any]
     """Run ``work`` for the Task ``task_id`` of the Celery ``task``; ``what`` names the
     work in failure reasons (``"The extraction exceeded its time limit"``)."""
     runtime = worker_runtime()
-    job = runtime.jobs.start(task_id, worker=task.request.hostname or socket.gethostname())
-    if job is None:
-        return {"task": task_id, "status": "already-finished"}
-    try:
-        outputs = work(job)
-    except FhirAiError as error:  # bad input: fails once, with the reason
-        return _failed(task, task_id, error.message, error.issue_code)
-    except SoftTimeLimitExceeded:
-        return _failed(task, task_id, f"The {what} exceeded its time limit", "timeout")
-    except OperationalError as error:  # the database is away: try again later
-        if task.request.retries >= MAX_RETRIES:
-            _failed(task, task_id, "The database stayed unavailable", "transient")
-            raise
-        countdown = RETRY_BACKOFF_S * 2**task.request.retries
-        raise task.retry(exc=error, countdown=countdown) from error
-    runtime.jobs.complete(task_id, outputs)
+    with job_clock(watchdog, task, task_id, what) as clock:
+        job = runtime.jobs.start(task_id, worker=task.request.hostname or socket.gethostname())
+        if job is None:
+            return {"task": task_id, "status": "already-finished"}
+        failure: tuple[str, str] | None = None
+        outputs: list[str] = []
+        try:
+            outputs = work(job)
+        except FhirAiError as error:  # bad input: fails once, with the reason
+            failure = (error.message, error.issue_code)
+        except SoftTimeLimitExceeded:  # prefork: Celery's own soft limit
+            failure = (f"The {what} exceeded its time limit", TIMEOUT)
+        except JobExpired:  # threads, solo: its results came back past the soft limit
+            return _expired(task, task_id, clock)
+        except OperationalError as error:  # the database is away: try again later
+            if not _may_record(clock):
+                return _expired(task, task_id, clock)
+            if task.request.retries >= MAX_RETRIES:
+                _failed(task, task_id, "The database stayed unavailable", "transient")
+                raise
+            countdown = RETRY_BACKOFF_S * 2**task.request.retries
+            raise task.retry(exc=error, countdown=countdown) from error
+        if not _may_record(clock):
+            return _expired(task, task_id, clock)
+        if failure is not None:
+            return _failed(task, task_id, *failure)
+        runtime.jobs.complete(task_id, outputs)
     return {"task": task_id, "status": "completed", "outputs": outputs}
+
+
+def _may_record(clock: JobClock | None) -> bool:
+    """The stage boundary before the outcome is recorded: False once past the soft limit."""
+    try:
+        checkpoint()
+    except JobExpired:
+        return False
+    return True
+
+
+def _expired(task: Any, task_id: str, clock: JobClock | None) -> dict[str, Any]:
+    """A job past its soft limit: its Task is failed (by whoever saw it first), the rest of
+    what it did is discarded."""
+    if clock is not None and clock.claim_failure():
+        _failed(task, task_id, clock.reason, TIMEOUT)
+    logger.info("job expired; its late result is discarded", extra={"task_id": task_id})
+    return {"task": task_id, "status": "failed", "issue_code": TIMEOUT}
 
 
 def _failed(task: Any, task_id: str, reason: str, code: str) -> dict[str, Any]:
@@ -56,3 +92,16 @@ def _failed(task: Any, task_id: str, reason: str, code: str) -> dict[str, Any]:
     metrics.job_failed(task.name, code)
     logger.info("job failed", extra={"task_id": task_id, "issue_code": code})
     return {"task": task_id, "status": "failed", "issue_code": code}
+
+
+def _fail_expired(clock: JobClock) -> None:
+    """The watchdog's way to fail the Task of a job past its soft limit."""
+    worker_runtime().jobs.fail(clock.task_id, clock.reason, TIMEOUT)
+    metrics.job_failed(clock.task_name, TIMEOUT)
+    logger.info("job failed", extra={"task_id": clock.task_id, "issue_code": TIMEOUT})
+
+
+@cache
+def watchdog() -> Watchdog:
+    """This process's job watchdog (a per-process cache; started with the first job)."""
+    return Watchdog(on_expired=_fail_expired, stop_consuming=warm_shutdown, exit_process=os._exit)

@@ -6,10 +6,6 @@ needs ``FHIR_AI_BROKER_URL``. The web process must never import this module.
 
 from __future__ import annotations
 
-from fhir_ai.logging import configure_logging
-from fhir_ai.settings import Settings
-from workers.celery_app import make_worker_celery
+from workers.celery_app import worker_celery_from_environment
 
-_settings = Settings()
-configure_logging(_settings.log_level, _settings.log_format)
-app = make_worker_celery(_settings)
+app = worker_celery_from_environment()

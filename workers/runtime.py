@@ -16,6 +16,7 @@ from fhir_ai.settings import Settings
 from fhir_ai.store.database import create_db_engine
 from fhir_ai.store.repository import ResourceStore
 from fhir_ai.subscriptions.listeners import ResultListeners
+from workers.time_limits import checkpoint
 
 #: Bundles written by workers resolve conditional references against this base.
 WORKER_BASE_URL = "http://localhost/fhir"
@@ -33,7 +34,12 @@ class WorkerRuntime:
     jobs: JobService
 
     def write(self, bundle: dict[str, object]) -> list[str]:
-        """Run a transaction Bundle; the ``Type/id`` of each entry, in order."""
+        """Run a transaction Bundle; the ``Type/id`` of each entry, in order.
+
+        A job's results go through here: the stage boundary where a job past its soft
+        time limit stops (:class:`~workers.time_limits.JobExpired`, nothing written).
+        """
+        checkpoint()
         response = self.bundles.process(bundle, WORKER_BASE_URL, with_resources=False)
         return [
             "/".join(entry["response"]["location"].split("/")[:2]) for entry in response["entry"]

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from celery import Celery, signals
+from celery.worker.control import inspect_command
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
@@ -20,6 +21,7 @@ from fhir_ai import worker_health
 from fhir_ai.jobs.routing import DEFAULT_QUEUE, RESEND_PENDING
 from fhir_ai.settings import Settings
 from workers import metrics
+from workers.process_state import process_state
 
 logger = logging.getLogger("workers.signals")
 
@@ -84,6 +86,9 @@ def install(app: Celery, settings: Settings) -> None:
     def on_child_exit(pid: int | None = None, **_: Any) -> None:
         metrics.process_gone(pid or os.getpid())
 
+    # Answered by the main process (pool processes: the workers.system.process_state task).
+    inspect_command(name="fhir_ai_process")(_main_process_state)
+
     for signal, handler in (
         (signals.task_prerun, on_prerun),
         (signals.task_postrun, on_postrun),
@@ -95,3 +100,8 @@ def install(app: Celery, settings: Settings) -> None:
         (signals.worker_process_shutdown, on_child_exit),
     ):
         signal.connect(handler, weak=False, dispatch_uid=f"fhir_ai.{handler.__name__}")
+
+
+def _main_process_state(state: Any) -> dict[str, Any]:
+    """The ``fhir_ai_process`` inspect command: :func:`process_state` of the main process."""
+    return process_state()

@@ -1,5 +1,6 @@
 """Housekeeping tasks: ``ping`` proves a worker consumes and answers; ``probe`` runs a
-fleet probe job (:mod:`fhir_ai.jobs.probe`) end to end."""
+fleet probe job (:mod:`fhir_ai.jobs.probe`) end to end; ``process_state`` tells what the
+pool process that runs it holds (:mod:`workers.process_state`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fhir_ai.jobs.probe import MAX_PROBE_SECONDS, probe_result
 from fhir_ai.jobs.resend import resend_follow_ups, resend_pending
 from fhir_ai.jobs.task_resource import JOB_KEYS, parameter
 from workers.jobs import MAX_RETRIES, run_job
+from workers.process_state import process_state
 from workers.runtime import worker_runtime
 
 logger = logging.getLogger("workers.system")
@@ -27,6 +29,14 @@ def ping(task: Any) -> dict[str, object]:
 
 
 ping_task = shared_task(name="workers.system.ping", bind=True)(ping)
+
+
+def pool_process_state(task: Any) -> dict[str, Any]:
+    """:func:`~workers.process_state.process_state` of the pool process that runs it."""
+    return {"worker": task.request.hostname or socket.gethostname(), **process_state()}
+
+
+process_state_task = shared_task(name="workers.system.process_state", bind=True)(pool_process_state)
 
 
 def probe(task: Any, task_id: str) -> dict[str, Any]:

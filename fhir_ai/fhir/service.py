@@ -89,7 +89,12 @@ class FhirService:
     def create_match(
         self, session: StoreSession, resource_type: str, if_none_exist: str, base_url: str
     ) -> str | None:
-        """The id matched by If-None-Exist criteria, None for no match, 412 for several."""
+        """The id matched by If-None-Exist criteria, None for no match, 412 for several.
+
+        Concurrent conditional creates with the same criteria are serialized
+        (:meth:`lock_criteria`), so they create one resource, not one each.
+        """
+        self.lock_criteria(session, resource_type, if_none_exist)
         ids = self.matching_ids(session, resource_type, if_none_exist, base_url)
         if len(ids) > 1:
             raise PreconditionFailed(
@@ -111,6 +116,7 @@ class FhirService:
         self, session: StoreSession, resource: dict[str, Any], criteria: str, base_url: str
     ) -> WriteResult:
         """PUT [type]?criteria: create if none match, update the one match, else 412."""
+        self.lock_criteria(session, resource["resourceType"], criteria)
         ids = self.matching_ids(session, resource["resourceType"], criteria, base_url)
         if len(ids) > 1:
             raise PreconditionFailed(f"Conditional update criteria match {len(ids)} resources")
@@ -132,6 +138,13 @@ class FhirService:
         for resource_id in ids:
             session.delete(resource_type, resource_id)
         return len(ids)
+
+    @staticmethod
+    def lock_criteria(session: StoreSession, resource_type: str, criteria: str) -> None:
+        """Serialize, until the transaction ends, the writers that look for ``criteria``
+        before creating: the second one waits, then finds what the first created (else
+        two PostgreSQL transactions could each find nothing and each create one)."""
+        session.lock(f"conditional:{resource_type}?{criteria.split('?', 1)[-1]}")
 
     def matching_ids(
         self, session: StoreSession, resource_type: str, criteria: str, base_url: str

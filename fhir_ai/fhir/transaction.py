@@ -131,6 +131,7 @@ class BundleProcessor:
     def _conditional_put_target(self, session: StoreSession, entry: Entry, base_url: str) -> None:
         """Turn ``PUT [type]?criteria`` into a PUT of the one match, or of a new id."""
         assert entry.resource is not None and entry.criteria is not None
+        self.service.lock_criteria(session, entry.resource_type, entry.criteria)
         ids = self.service.matching_ids(session, entry.resource_type, entry.criteria, base_url)
         if len(ids) > 1:
             raise PreconditionFailed(f"Conditional update criteria match {len(ids)} resources")

@@ -6,6 +6,7 @@ so that a lost worker's job comes back within the test's patience.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,3 +231,86 @@ def test_a_sigkilled_imaging_worker_job_is_redelivered_and_reported_once(
         "/fhir/DiagnosticReport", query_string={"identifier": f"{RESULT_KEYS}|{key}"}
     )
     assert reports.json["total"] == 1
+
+
+def _threads_worker(env: dict[str, str], prefix: str, tmp_path: Path) -> Worker:
+    """A worker on the threads pool (the imaging worker's pool, where Celery enforces no
+    time limit) consuming ``default`` (the probe jobs' queue)."""
+    return start_worker(env, f"{prefix}{uuid.uuid4().hex[:6]}", "default", tmp_path, 4, "threads")
+
+
+def _timed_out(jobs: JobService, task_id: str) -> None:
+    task = jobs.task(task_id)
+    assert task["status"] == "failed"
+    assert task["statusReason"]["text"] == "The probe exceeded its time limit"
+    issue = task["contained"][0]["issue"][0]
+    assert (issue["code"], issue["diagnostics"]) == ("timeout", task["statusReason"]["text"])
+
+
+def _states(app: Flask, task_id: str) -> list[str]:
+    history = app.test_client().get(f"/fhir/Task/{task_id}/_history").json
+    return sorted(e["resource"]["status"] for e in history["entry"])
+
+
+@pytest.mark.slow
+def test_a_late_result_on_the_threads_pool_is_discarded_and_the_worker_goes_on(
+    fleet_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
+    env.update(FHIR_AI_TASK_TIME_LIMIT_S="20", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="21")
+    worker = _threads_worker(env, "l", tmp_path)
+    workers.append(worker)
+    jobs = job_service(fleet_settings)
+    # Its sleep outlasts the soft limit (18 s) and ends before the hard one (20 s).
+    late = probe_request(uuid.uuid4().hex, seconds=19)
+    task_id = jobs.submit(late).task_id
+    assert wait_for(lambda: status(jobs, task_id) == "in-progress", 90), tail(worker.log)
+    assert wait_for(lambda: status(jobs, task_id) == "failed", 40), tail(worker.log)
+    _timed_out(jobs, task_id)
+    discarded = "its late result is discarded"
+    log = worker.log
+    assert wait_for(lambda: discarded in log.read_text(errors="replace"), 10), tail(log)
+    assert results(jobs, late.key) == 0  # the probe came back and wrote nothing
+    assert _states(build_app(fleet_settings), task_id) == ["failed", "in-progress", "requested"]
+    assert worker.process.poll() is None  # not stuck: the worker goes on
+    after = jobs.submit(probe_request(uuid.uuid4().hex)).task_id
+    assert wait_for(lambda: status(jobs, after) == "completed", 30), tail(worker.log)
+    assert worker.terminate() == 0, tail(worker.log)
+
+
+@pytest.mark.slow
+def test_a_stuck_job_on_the_threads_pool_fails_and_its_worker_retires(
+    fleet_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
+    env.update(FHIR_AI_TASK_TIME_LIMIT_S="20", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="21")
+    first = _threads_worker(env, "s", tmp_path)
+    workers.append(first)
+    jobs = job_service(fleet_settings)
+    stuck = probe_request(uuid.uuid4().hex, seconds=300)  # a blocking call, far past 20 s
+    stuck_id = jobs.submit(stuck).task_id
+    assert wait_for(lambda: status(jobs, stuck_id) == "in-progress", 90), tail(first.log)
+    time.sleep(10)
+    # Still running when the stuck job passes its hard limit (20 s), within its own limits.
+    live = jobs.submit(probe_request(uuid.uuid4().hex, seconds=15)).task_id
+    assert wait_for(lambda: status(jobs, stuck_id) == "failed", 30), tail(first.log)
+    _timed_out(jobs, stuck_id)
+    # Its thread cannot be stopped: past the hard limit the worker stops taking jobs, lets
+    # the live one finish and exits for its supervisor to start it again.
+    assert wait_for(lambda: first.process.poll() is not None, 60), tail(first.log)
+    assert first.process.returncode == 75, tail(first.log)
+    assert status(jobs, live) == "completed"
+    log = first.log.read_text(errors="replace")
+    assert "stuck past its hard time limit" in log and "Warm shutdown" in log, tail(first.log)
+
+    # The stuck job's message was never acknowledged: it comes back, finds its Task
+    # failed and runs nothing.
+    second = _threads_worker(env, "t", tmp_path)
+    workers.append(second)
+    redelivered = "job already finished"
+    assert wait_for(lambda: redelivered in second.log.read_text(errors="replace"), 60), tail(
+        second.log
+    )
+    assert status(jobs, stuck_id) == "failed" and results(jobs, stuck.key) == 0
+    assert _states(build_app(fleet_settings), stuck_id) == ["failed", "in-progress", "requested"]
+    assert second.terminate() == 0, tail(second.log)

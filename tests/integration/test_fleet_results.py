@@ -1,4 +1,5 @@
-"""Results of the fleet: Subscriptions notified, poison input failing once, 1,000 jobs.
+"""Results of the fleet: Subscriptions notified, poison input failing once, 1,000 jobs over
+the imaging and NLP queues.
 
 Real Redis (``FHIR_AI_TEST_REDIS_URL``), real PostgreSQL and real worker processes.
 """
@@ -15,12 +16,14 @@ import pytest
 from flask import Flask
 
 from fhir_ai.fhir.ai_results import JOB_TYPES
+from fhir_ai.imaging.jobs import IMAGING_ANALYSIS
 from fhir_ai.jobs.probe import FLEET_PROBE, probe_request
 from fhir_ai.jobs.service import JobService
-from fhir_ai.nlp.jobs import extraction_request, pipeline_key
+from fhir_ai.nlp.jobs import NLP_EXTRACTION, extraction_request, pipeline_key
 from fhir_ai.settings import Settings
 from fhir_ai.subscriptions.delivery import DELIVERY_SUBTYPES
 from tests.conftest import REDIS_URL, build_app, make_settings
+from tests.dicom_helpers import distinct_studies, stow_body
 from tests.fleet_helpers import Receiver, Worker, start_worker, worker_env
 from tests.integration.test_fleet_faults import completed, job_service, status
 from tests.process_helpers import tail, wait_for
@@ -151,35 +154,80 @@ def test_poison_note_fails_once_and_a_good_one_notifies_a_payloadless_subscriber
     receiver.stop()
 
 
-def _counts(app: Flask) -> tuple[int, int]:
+IMAGING_SAMPLE = "dicom/chest_radiographs/highdicom_dx_image.dcm"  # DX thorax, 211 x 169
+STUDIES_PER_STOW = 25
+
+
+def _task_ids(app: Flask, job_type: str, status: str | None = None) -> set[str]:
+    """Ids of the Tasks of ``job_type`` (and ``status``): one page of up to 1,000."""
+    query = f"/fhir/Task?code={job_type}&_count=1000&_elements=id"
+    bundle = app.test_client().get(query + (f"&status={status}" if status else "")).json
+    assert bundle["total"] <= 1000
+    return {entry["resource"]["id"] for entry in bundle.get("entry", [])}
+
+
+def _stow_studies(app: Flask, payloads: list[bytes]) -> None:
+    """Store the studies, several per STOW-RS request; each study queues its analysis."""
     client = app.test_client()
-    reports = client.get("/fhir/DiagnosticReport?_summary=count").json["total"]
-    probe_code = f"https://fhir-ai.org/fhir/CodeSystem/fleet|{FLEET_PROBE}"
-    probes = client.get(f"/fhir/Observation?code={probe_code}&_summary=count").json["total"]
-    return int(reports), int(probes)
+    for first in range(0, len(payloads), STUDIES_PER_STOW):
+        body, content_type = stow_body(*payloads[first : first + STUDIES_PER_STOW])
+        response = client.post("/dicomweb/studies", data=body, content_type=content_type)
+        assert response.status_code == 200, response.json
 
 
-def _all_done(jobs: JobService, pending: set[str]) -> bool:
-    """True once every Task is completed; drops finished ones from ``pending`` as it goes."""
-    pending.difference_update([t for t in list(pending) if status(jobs, t) == "completed"])
-    return not pending
+def _reports(app: Flask) -> int:
+    return int(app.test_client().get("/fhir/DiagnosticReport?_summary=count").json["total"])
+
+
+def _outputs(app: Flask, task_ids: set[str]) -> list[str]:
+    """The result references of the Tasks ``task_ids`` (completed ones), all of them."""
+    found: list[str] = []
+    ids = sorted(task_ids)
+    for first in range(0, len(ids), 100):
+        chunk = ",".join(ids[first : first + 100])
+        bundle = app.test_client().get(f"/fhir/Task?_id={chunk}&_count=100").json
+        for entry in bundle.get("entry", []):
+            found += [o["valueReference"]["reference"] for o in entry["resource"]["output"]]
+    return found
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_a_thousand_jobs_over_two_queues_complete_without_duplicates(
-    app: Flask, settings: Settings, workers: list[Worker], tmp_path: Path
+@pytest.mark.timeout(1200)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_thousand_jobs_over_both_queues_complete_without_duplicates(
+    app: Flask, settings: Settings, workers: list[Worker], tmp_path: Path, shared_data: Path
 ) -> None:
+    """500 imaging analyses (small real radiographs, new UIDs each) on an imaging worker
+    as deployed (threads pool, 16 job threads, batched inference) and 500 note
+    extractions on an NLP worker (prefork), both fed through the broker at once."""
     env = _env(settings, tmp_path)
-    workers.append(start_worker(env, f"t{uuid.uuid4().hex[:6]}", "nlp", tmp_path))
-    workers.append(start_worker(env, f"u{uuid.uuid4().hex[:6]}", "default", tmp_path, 2))
+    # This test is about throughput and duplicates: job time limits fit a busy 2-core box.
+    env.update(FHIR_AI_TASK_TIME_LIMIT_S="300", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="330")
+    imaging = start_worker(env, f"i{uuid.uuid4().hex[:6]}", "imaging", tmp_path, 16, "threads")
+    nlp = start_worker(env, f"n{uuid.uuid4().hex[:6]}", "nlp,default", tmp_path)
+    workers += [imaging, nlp]
     jobs = job_service(settings)
-    reports_before, probes_before = _counts(app)
+    imaging_before = _task_ids(app, IMAGING_ANALYSIS)
+    reports_before = _reports(app)
+
+    payloads = distinct_studies((shared_data / IMAGING_SAMPLE).read_bytes(), 500, "BULK")
+    _stow_studies(build_app(settings.model_copy(update={"analyze_on_store": True})), payloads)
+    imaging_ids = _task_ids(app, IMAGING_ANALYSIS) - imaging_before
     documents = [note(app, f"Note {i}: cough, no fever.".encode()) for i in range(500)]
-    task_ids = [extract(jobs, settings, d) for d in documents]
-    task_ids += [jobs.submit(probe_request(f"bulk-{uuid.uuid4().hex}")).task_id for _ in range(500)]
-    assert len(set(task_ids)) == 1000
-    pending = set(task_ids)
-    assert wait_for(lambda: _all_done(jobs, pending), 800, interval=5), tail(workers[0].log)
-    reports, probes = _counts(app)
-    assert (reports - reports_before, probes - probes_before) == (500, 500)
+    nlp_ids = {extract(jobs, settings, d) for d in documents}
+    assert len(imaging_ids) == len(nlp_ids) == 500
+
+    def done() -> bool:
+        failed = (_task_ids(app, IMAGING_ANALYSIS, "failed") & imaging_ids) | (
+            _task_ids(app, NLP_EXTRACTION, "failed") & nlp_ids
+        )
+        assert not failed, (jobs.task(failed.pop()).get("statusReason"), tail(imaging.log))
+        return imaging_ids <= _task_ids(app, IMAGING_ANALYSIS, "completed") and (
+            nlp_ids <= _task_ids(app, NLP_EXTRACTION, "completed")
+        )
+
+    assert wait_for(done, 1100, interval=5), (tail(imaging.log), tail(nlp.log))
+    outputs = _outputs(app, imaging_ids | nlp_ids)
+    assert len(outputs) == len(set(outputs)) == 1000  # one report per job
+    assert all(ref.startswith("DiagnosticReport/") for ref in outputs)
+    assert _reports(app) - reports_before == 1000  # and no other: zero duplicates
