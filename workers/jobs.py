@@ -1,9 +1,11 @@
 """The life of one job in a worker: start its Task, run it, record the outcome.
 
 Shared by every job task. A redelivered job finds its Task finished and does nothing;
-bad input (any :class:`FhirAiError`) fails the Task once, with the reason, unretried; a
-database that is away is retried with exponential backoff, then the Task fails; a job
-past its soft time limit fails its Task with a timeout reason. Celery enforces the time
+bad input (any :class:`FhirAiError`) fails the Task once, with the reason, unretried; so
+does a defect (any other exception, which would otherwise leave the Task in progress
+forever), logged with its type and traceback but not its message; a database that is
+away is retried with exponential backoff, then the Task fails; a job past its soft time
+limit fails its Task with a timeout reason. Celery enforces the time
 limits in prefork pool children; in the threads and solo pools this process's
 :func:`watchdog` does (:mod:`workers.time_limits`), and a result that comes back late is
 discarded.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import traceback
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Final
@@ -61,12 +64,31 @@ def run_job(task: Any, task_id: str, work: JobWork, what: str) -> dict[str, Any]
                 raise
             countdown = RETRY_BACKOFF_S * 2**task.request.retries
             raise task.retry(exc=error, countdown=countdown) from error
+        except Exception as error:  # a defect: fail the Task once rather than leave it running
+            _log_defect(task_id, error)
+            failure = (
+                f"The {what} stopped on an internal error ({type(error).__name__}); "
+                "the worker log has the details",
+                "exception",
+            )
         if not _may_record(clock):
             return _expired(task, task_id, clock)
         if failure is not None:
             return _failed(task, task_id, *failure)
         runtime.jobs.complete(task_id, outputs)
     return {"task": task_id, "status": "completed", "outputs": outputs}
+
+
+def _log_defect(task_id: str, error: Exception) -> None:
+    """The error's type and where it happened, not its message (which may quote data)."""
+    logger.error(
+        "job stopped on an internal error",
+        extra={
+            "task_id": task_id,
+            "error_type": type(error).__name__,
+            "traceback": "".join(traceback.format_tb(error.__traceback__))[-4000:],
+        },
+    )
 
 
 def _may_record(clock: JobClock | None) -> bool:
