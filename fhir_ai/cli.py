@@ -217,6 +217,25 @@ def db_upgrade() -> None:
     _migrate(_load_settings())
 
 
+@db.command("reindex")
+@click.option("--type", "resource_type", default=None, help="Only resources of this type.")
+def db_reindex(resource_type: str | None) -> None:
+    """Extract every resource's search index again (after the search parameters changed)."""
+    from fhir_ai.fhir.search.parameters import SearchRegistry
+    from fhir_ai.store.database import create_db_engine
+    from fhir_ai.store.repository import ResourceStore
+
+    settings = _load_settings()
+    engine = create_db_engine(settings)
+    try:
+        count = ResourceStore(engine, SearchRegistry.load()).reindex(resource_type)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"reindexed {count} resources" + (f" of type {resource_type}" if resource_type else "")
+    )
+
+
 _DEVICES = click.Choice(["auto", "cpu", "cuda"])
 
 

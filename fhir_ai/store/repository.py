@@ -35,6 +35,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     delete,
+    false,
     func,
     insert,
     select,
@@ -143,6 +144,35 @@ class ResourceStore:
                 if not flush_wal and connection.dialect.name == "postgresql":
                     connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 yield StoreSession(connection, self.registry, compartment)
+
+    def reindex(self, resource_type: str | None = None, batch_size: int = 500) -> int:
+        """Extract the search index rows of every live resource again (of one type, or of
+        all), in batches of one transaction each; returns how many were reindexed.
+
+        Needed when the search parameter definitions change (a new parameter, a fixed
+        expression): resources written before have no rows, or stale ones, for it, so
+        searches (and patient compartments, which follow reference parameters) miss them.
+        Writers may run meanwhile: a batch holds its rows' index for its transaction only.
+        """
+        done, after = 0, 0
+        while True:
+            with self.session() as session:
+                rows = session.connection.execute(
+                    select(resources.c.pk, resources.c.resource_type, resources.c.content)
+                    .where(
+                        resources.c.pk > after,
+                        resources.c.deleted == false(),
+                        *([resources.c.resource_type == resource_type] if resource_type else []),
+                    )
+                    .order_by(resources.c.pk)
+                    .limit(batch_size)
+                    .with_for_update()
+                ).all()
+                if not rows:
+                    return done
+                session.reindex([(row.pk, row.resource_type, row.content) for row in rows])
+            done += len(rows)
+            after = rows[-1].pk
 
 
 class StoreSession:
@@ -460,6 +490,18 @@ class StoreSession:
         for attribute, table in _INDEX_TABLES:
             if rows[attribute]:
                 self.connection.execute(insert(table), rows[attribute])
+
+    def reindex(self, stored: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Replace the index rows of these (pk, type, content) resources."""
+        pks = [pk for pk, _, _ in stored]
+        for _, table in _INDEX_TABLES:
+            self.connection.execute(delete(table).where(table.c.resource_pk.in_(pks)))
+        self._write_indexes(
+            [
+                (pk, kind, extract(content, self.registry.parameters(kind)))
+                for pk, kind, content in stored
+            ]
+        )
 
     def _clear_index(self, pk: int) -> None:
         for _, table in _INDEX_TABLES:
