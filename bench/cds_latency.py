@@ -37,7 +37,8 @@ to the bare endpoint, the cards per response and the goal checks (patient-view p
 100 ms, p99 within 3x of the bare endpoint), and writes a JSON of the results to
 ``bench/results/``.  ``--profile N`` additionally runs the same request N times
 in-process (Flask test client, one thread) under cProfile and prints where the time
-goes.
+goes; ``--cpu N`` prints the CPU time per call of each kind (this process and, on
+PostgreSQL, the database server's processes), which machine noise does not move.
 
 How to run
 ----------
@@ -46,6 +47,7 @@ How to run
     .venv/bin/python bench/cds_latency.py                      # SQLite
     .venv/bin/python bench/cds_latency.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/cds_latency.py --requests 2000 --profile 200
+    .venv/bin/python bench/cds_latency.py --cpu 500 --no-auth --requests 400  # CPU per call
 
 ``--pg-url`` adds PostgreSQL after SQLite (``--skip-sqlite`` measures it alone).  The
 client threads share the machine with the servers: on a small machine the numbers are
@@ -492,6 +494,59 @@ def profile_in_process(settings: Settings, patient: str, prefetch: dict[str, Any
     return out.getvalue()
 
 
+def cpu_per_call(
+    settings: Settings, patient: str, prefetch: dict[str, Any], n: int, db_url: str | None
+) -> str:
+    """CPU milliseconds per call of the bare endpoint and of patient-view, through the Flask
+    test client: this process (request threads and the background writer, flushed) plus,
+    on PostgreSQL, the server processes of the scratch database (from ``/proc``)."""
+    app = create_app(settings)
+    client = app.test_client()
+    writer = app.extensions["fhir_ai.writer"]
+    database = db_url.rsplit("/", 1)[1].encode() if db_url else None
+
+    def server_cpu_s() -> float:
+        if database is None:
+            return 0.0
+        ticks = 0
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if b"postgres: " in cmdline.read_bytes() and database in cmdline.read_bytes():
+                    fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
+                    ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            except OSError:
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def one(kind: str) -> None:
+        if kind == "bare":
+            client.get(BARE_PATH)
+        else:
+            body = hook_body(patient, prefetch)
+            response = client.post(CDS_PATH, data=body, headers={"Content-Type": JSON_TYPE})
+            assert response.status_code == 200, response.data[:300]
+
+    lines = []
+    for kind in ("bare", "patient-view"):
+        for _ in range(20):
+            one(kind)
+        writer.flush()
+        own, server = time.process_time(), server_cpu_s()
+        for _ in range(n):
+            one(kind)
+        writer.flush()
+        own_ms = (time.process_time() - own) / n * 1000
+        server_ms = (server_cpu_s() - server) / n * 1000
+        lines.append(
+            f"  {kind:13s} python {own_ms:6.2f} ms + database server {server_ms:6.2f} ms "
+            f"= {own_ms + server_ms:6.2f} ms CPU per call"
+        )
+    for name in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):  # (where this version has it)
+        if name in app.extensions:
+            app.extensions[name].dispose()
+    return "\n".join(lines)
+
+
 # -- reporting -------------------------------------------------------------------------
 def print_result(result: DbResult) -> None:
     """The table and goal checks of one database."""
@@ -571,6 +626,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", type=int, default=0, help="cProfile N in-process calls after measuring"
+    )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=0,
+        help="CPU time of N in-process calls of each kind (this process and the database "
+        "server's processes): a figure machine noise does not move",
     )
     parser.add_argument(
         "--app",
@@ -694,6 +756,9 @@ def measure_database(
         first_errors=errors,
     )
     print_result(result)
+    if args.cpu:
+        print(f"\n-- {label}: CPU per in-process call ({args.cpu} calls of each kind)")
+        print(cpu_per_call(settings, seeded.heavy_patient, prefetch, args.cpu, db_url))
     if args.profile:
         print(f"\n-- {label}: profile of {args.profile} in-process patient-view calls")
         print(profile_in_process(settings, seeded.heavy_patient, prefetch, args.profile))
