@@ -187,8 +187,10 @@ def test_serve_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     try:
         assert wait_for(lambda: answers(f"{base}/readyz") or serve.poll() is not None, 90)
         assert serve.poll() is None, tail(log)
-        workers = [p.pid for p in psutil.Process(serve.pid).children()]
-        assert len(workers) == 2, tail(log)
+        # /readyz may be answered by the first worker before the second has booted
+        arbiter = psutil.Process(serve.pid)
+        assert wait_for(lambda: len(arbiter.children()) == 2, 60), tail(log)
+        workers = [p.pid for p in arbiter.children()]
         assert not any(f.exists() for f in stale)  # the folder was made afresh
 
         # Concurrent requests until both gunicorn workers have answered some.
