@@ -141,6 +141,7 @@ class StudyRecords:
     def _endpoint(self, session: StoreSession) -> str:
         endpoint = fhir_study.wado_endpoint(self.config.wado_rs_base_url())
         criteria = f"identifier={fhir_study.ENDPOINT_IDENTIFIER}|{fhir_study.WADO_RS_ENDPOINT_ID}"
+        self.fhir.lock_criteria(session, "Endpoint", criteria)  # two first studies at once
         found = self.fhir.matching_ids(session, "Endpoint", criteria, _LOCAL_BASE)
         if found:
             return f"Endpoint/{found[0]}"

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import build_app, make_settings
+from tests.conftest import POSTGRES_ADMIN_URL, build_app, make_settings
+from tests.dicom_helpers import distinct_studies, stow_body
 
 pytestmark = pytest.mark.integration
 WRITERS = 8
@@ -88,3 +91,34 @@ def test_racing_conditional_updates_make_one_resource(app: Flask, attempt: int) 
     statuses = _race(app, lambda c: c.put(url, json=_device(value)).status_code)
     assert statuses == [200] * (WRITERS - 1) + [201]
     assert _devices(app, value) == 1
+
+
+@pytest.fixture
+def empty_app(tmp_path: Path) -> Iterator[Flask]:
+    """An app on a PostgreSQL database of its own (no Endpoint yet)."""
+    name = f"fhir_ai_race_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    app = build_app(make_settings(tmp_path, database_url=f"{base}/{name}"))
+    yield app
+    app.extensions["fhir_ai.writer"].close()  # its audit events, before the database goes
+    for engine in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
+        app.extensions[engine].dispose()
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_first_studies_stored_at_once_share_one_endpoint(
+    empty_app: Flask, shared_data: Path
+) -> None:
+    sample = (shared_data / "dicom" / "chest_radiographs" / "highdicom_dx_image.dcm").read_bytes()
+    studies = distinct_studies(sample, WRITERS, prefix="RACE")
+
+    def store(client: FlaskClient) -> int:
+        body, content_type = stow_body(studies.pop())
+        return client.post("/dicomweb/studies", data=body, content_type=content_type).status_code
+
+    assert _race(empty_app, store) == [200] * WRITERS
+    endpoints = empty_app.test_client().get("/fhir/Endpoint?_summary=count").json
+    assert endpoints["total"] == 1
