@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -47,6 +48,18 @@ def postgres_url() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    """A P-384 key (ES384 signing: SMART access tokens, CDS client JWTs)."""
+    return ec.generate_private_key(ec.SECP384R1())
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    """A 2048-bit RSA key (RS384 signing)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def make_settings(tmp: Path, **overrides: object) -> Settings:

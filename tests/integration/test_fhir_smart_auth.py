@@ -24,16 +24,6 @@ FHIR_JSON = "application/fhir+json"
 
 
 @pytest.fixture(scope="module")
-def ec_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP384R1())
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
 def app(
     tmp_path_factory: pytest.TempPathFactory,
     ec_key: ec.EllipticCurvePrivateKey,

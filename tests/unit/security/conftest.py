@@ -44,16 +44,6 @@ def public_jwk(private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, kid: str
 
 
 @pytest.fixture(scope="session")
-def ec_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP384R1())
-
-
-@pytest.fixture(scope="session")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="session")
 def other_ec_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP384R1())
 
