@@ -233,10 +233,17 @@ def test_a_sigkilled_imaging_worker_job_is_redelivered_and_reported_once(
     assert reports.json["total"] == 1
 
 
-def _threads_worker(env: dict[str, str], prefix: str, tmp_path: Path) -> Worker:
+def _threads_worker(
+    settings: Settings, workers: list[Worker], prefix: str, tmp_path: Path
+) -> tuple[Worker, JobService]:
     """A worker on the threads pool (the imaging worker's pool, where Celery enforces no
-    time limit) consuming ``default`` (the probe jobs' queue)."""
-    return start_worker(env, f"{prefix}{uuid.uuid4().hex[:6]}", "default", tmp_path, 4, "threads")
+    time limit) consuming ``default`` (the probe jobs' queue), its jobs limited to 20 s
+    (soft limit 18 s); and the service that submits them."""
+    env = worker_env(REDIS_URL, settings.resolved_database_url(), tmp_path)
+    env.update(FHIR_AI_TASK_TIME_LIMIT_S="20", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="21")
+    worker = start_worker(env, f"{prefix}{uuid.uuid4().hex[:6]}", "default", tmp_path, 4, "threads")
+    workers.append(worker)
+    return worker, job_service(settings)
 
 
 def _timed_out(jobs: JobService, task_id: str) -> None:
@@ -256,11 +263,7 @@ def _states(app: Flask, task_id: str) -> list[str]:
 def test_a_late_result_on_the_threads_pool_is_discarded_and_the_worker_goes_on(
     fleet_settings: Settings, workers: list[Worker], tmp_path: Path
 ) -> None:
-    env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
-    env.update(FHIR_AI_TASK_TIME_LIMIT_S="20", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="21")
-    worker = _threads_worker(env, "l", tmp_path)
-    workers.append(worker)
-    jobs = job_service(fleet_settings)
+    worker, jobs = _threads_worker(fleet_settings, workers, "l", tmp_path)
     # Its sleep outlasts the soft limit (18 s) and ends before the hard one (20 s).
     late = probe_request(uuid.uuid4().hex, seconds=19)
     task_id = jobs.submit(late).task_id
@@ -282,11 +285,7 @@ def test_a_late_result_on_the_threads_pool_is_discarded_and_the_worker_goes_on(
 def test_a_stuck_job_on_the_threads_pool_fails_and_its_worker_retires(
     fleet_settings: Settings, workers: list[Worker], tmp_path: Path
 ) -> None:
-    env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
-    env.update(FHIR_AI_TASK_TIME_LIMIT_S="20", FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S="21")
-    first = _threads_worker(env, "s", tmp_path)
-    workers.append(first)
-    jobs = job_service(fleet_settings)
+    first, jobs = _threads_worker(fleet_settings, workers, "s", tmp_path)
     stuck = probe_request(uuid.uuid4().hex, seconds=300)  # a blocking call, far past 20 s
     stuck_id = jobs.submit(stuck).task_id
     assert wait_for(lambda: status(jobs, stuck_id) == "in-progress", 90), tail(first.log)
@@ -305,8 +304,7 @@ def test_a_stuck_job_on_the_threads_pool_fails_and_its_worker_retires(
 
     # The stuck job's message was never acknowledged: it comes back, finds its Task
     # failed and runs nothing.
-    second = _threads_worker(env, "t", tmp_path)
-    workers.append(second)
+    second, _ = _threads_worker(fleet_settings, workers, "t", tmp_path)
     redelivered = "job already finished"
     assert wait_for(lambda: redelivered in second.log.read_text(errors="replace"), 60), tail(
         second.log

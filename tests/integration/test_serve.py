@@ -81,14 +81,8 @@ def test_serve_embedded_everything(tmp_path: Path) -> None:
         assert "worker: embedded subprocess" in text
         assert wait_for(lambda: "embedded@" in log.read_text(errors="replace"), 60), tail(log)
     finally:
-        if serve.poll() is None:
-            serve.send_signal(signal.SIGTERM)
         try:
-            returncode = serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
-            raise
+            returncode = _stop(serve)
         finally:
             _, alive = psutil.wait_procs(children, timeout=10)
             for process in alive:
@@ -221,15 +215,20 @@ def test_serve_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     finally:
         if held is not None:
             held.close()
-        if serve.poll() is None:
-            serve.send_signal(signal.SIGTERM)
-        try:
-            returncode = serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
-            raise
+        returncode = _stop(serve)
     assert returncode == 0, tail(log)
+
+
+def _stop(serve: subprocess.Popen[bytes]) -> int:
+    """SIGTERM ``fhir-ai serve`` (if still running) and its exit status; killed after 60 s."""
+    if serve.poll() is None:
+        serve.send_signal(signal.SIGTERM)
+    try:
+        return serve.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        serve.kill()
+        serve.wait()
+        raise
 
 
 def _replaced(master: int, dead: list[int]) -> bool:
