@@ -30,6 +30,19 @@ JOB_TYPES = "https://fhir-ai.org/fhir/CodeSystem/job-type"
 IMAGING_ANALYSIS = (JOB_TYPES, "imaging-analysis")
 
 
+def ai_asserted_meta() -> dict[str, Any]:
+    """The ``meta`` of a resource this server's AI wrote: the AIAST security label."""
+    return {"security": [{"system": AI_ASSERTED[0], "code": AI_ASSERTED[1]}]}
+
+
+def is_ai_asserted(resource: dict[str, Any]) -> bool:
+    """True if ``resource`` carries the AIAST security label."""
+    return any(
+        (label.get("system"), label.get("code")) == AI_ASSERTED
+        for label in resource.get("meta", {}).get("security", [])
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AiFinding:
     """One finding of an AI imaging report."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from fhir_ai.fhir.ai_results import AI_ASSERTED, INTERPRETATION
+from fhir_ai.fhir.ai_results import INTERPRETATION, ai_asserted_meta
 from fhir_ai.imaging.model.card import ModelCard
 
 RESULT_KEYS: Final = "https://fhir-ai.org/fhir/CodeSystem/result-key"
@@ -101,7 +101,7 @@ def _report(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
         conclusion = " ".join(("Caution:", *result.cautions, conclusion))
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
-        "meta": {"security": [_security()]},
+        "meta": ai_asserted_meta(),
         "identifier": [{"system": RESULT_KEYS, "value": result.key}],
         "status": "preliminary",
         "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": "RAD"}]}],
@@ -130,7 +130,7 @@ def _observation(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
     coding = card.labels.positive.coding
     return {
         "resourceType": "Observation",
-        "meta": {"security": [_security()]},
+        "meta": ai_asserted_meta(),
         "status": "preliminary",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "imaging"}]}],
         "code": {"coding": [coding.model_dump()], "text": coding.display},
@@ -214,10 +214,6 @@ def _provenance(result: AnalysisResult, ids: dict[str, str]) -> dict[str, Any]:
             {"role": "source", "what": result.study_reference},
         ],
     }
-
-
-def _security() -> dict[str, str]:
-    return {"system": AI_ASSERTED[0], "code": AI_ASSERTED[1]}
 
 
 def _uuid(key: str, part: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fhir_ai.fhir.ai_results import AI_ASSERTED
+from fhir_ai.fhir.ai_results import ai_asserted_meta
 from fhir_ai.fhir.nlp_results import (
     ASSERTION,
     DERIVED_FROM,
@@ -79,10 +79,6 @@ def _urn(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
 
 
-def _security() -> dict[str, Any]:
-    return {"security": [{"system": AI_ASSERTED[0], "code": AI_ASSERTED[1]}]}
-
-
 def _coding(pair: tuple[str, str], display: str | None = None) -> dict[str, str]:
     coding = {"system": pair[0], "code": pair[1]}
     return {**coding, "display": display} if display else coding
@@ -130,7 +126,7 @@ def observation(
     )
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "meta": _security(),
+        "meta": ai_asserted_meta(),
         "extension": [_evidence(mention)],
         "status": "preliminary",
         "category": [{"coding": [_coding(NLP_FINDING)]}],
@@ -212,7 +208,7 @@ def _report(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
-        "meta": _security(),
+        "meta": ai_asserted_meta(),
         "status": "preliminary",
         "code": {"coding": [_coding(NOTE_EXTRACTION, "Clinical note concept extraction")]},
         **_common(source, date),

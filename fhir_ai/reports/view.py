@@ -16,7 +16,7 @@ from flask import Blueprint, Response, render_template, request
 
 from fhir_ai.audit import audit_context
 from fhir_ai.errors import FhirAiError, NotFound
-from fhir_ai.fhir.ai_results import AI_ASSERTED, read_report
+from fhir_ai.fhir.ai_results import is_ai_asserted, read_report
 from fhir_ai.reports.links import ReportLinks
 from fhir_ai.store.repository import ResourceStore
 
@@ -63,7 +63,7 @@ def _report_page(store: ResourceStore, report_id: str) -> dict[str, Any] | None:
                 return found
 
             report = content(f"DiagnosticReport/{report_id}")
-            if not _ai_asserted(report):
+            if not is_ai_asserted(report):
                 return None
             observations = {
                 ref["reference"]: content(ref["reference"])
@@ -85,14 +85,6 @@ def _report_page(store: ResourceStore, report_id: str) -> dict[str, Any] | None:
         "heatmaps": [h for h in heatmaps if h],
         "heatmap_title": next((f["title"] for f in forms if f.get("title")), None),
     }
-
-
-def _ai_asserted(report: dict[str, Any]) -> bool:
-    system, *codes = AI_ASSERTED
-    return any(
-        label.get("system") == system and label.get("code") in codes
-        for label in report.get("meta", {}).get("security", [])
-    )
 
 
 def _inline_image(binary: dict[str, Any]) -> str | None:
