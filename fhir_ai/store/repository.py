@@ -388,7 +388,7 @@ class StoreSession:
             .values(version_id=version, last_updated=now, deleted=False, content=content)
         )
         self._write_version(current.pk, version, now, "PUT", content)
-        self._clear_index(current.pk)
+        self._clear_index([current.pk])
         self._write_indexes([(current.pk, resource_type, entries)])
         stored = StoredResource(resource_type, resource_id, version, now, content)
         return WriteResult(stored, created=bool(current.deleted))
@@ -408,7 +408,7 @@ class StoreSession:
             .values(version_id=version, last_updated=now, deleted=True, content=None)
         )
         self._write_version(current.pk, version, now, "DELETE", None)
-        self._clear_index(current.pk)
+        self._clear_index([current.pk])
         return True
 
     # -- internals -----------------------------------------------------------------
@@ -493,9 +493,7 @@ class StoreSession:
 
     def reindex(self, stored: list[tuple[int, str, dict[str, Any]]]) -> None:
         """Replace the index rows of these (pk, type, content) resources."""
-        pks = [pk for pk, _, _ in stored]
-        for _, table in _INDEX_TABLES:
-            self.connection.execute(delete(table).where(table.c.resource_pk.in_(pks)))
+        self._clear_index([pk for pk, _, _ in stored])
         self._write_indexes(
             [
                 (pk, kind, extract(content, self.registry.parameters(kind)))
@@ -503,9 +501,9 @@ class StoreSession:
             ]
         )
 
-    def _clear_index(self, pk: int) -> None:
+    def _clear_index(self, pks: list[int]) -> None:
         for _, table in _INDEX_TABLES:
-            self.connection.execute(delete(table).where(table.c.resource_pk == pk))
+            self.connection.execute(delete(table).where(table.c.resource_pk.in_(pks)))
 
     def _includes(self, query: SearchQuery, pks: list[int], ids: list[str]) -> list[StoredResource]:
         seen: set[tuple[str, str]] = set()
