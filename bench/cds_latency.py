@@ -511,7 +511,8 @@ def cpu_per_call(
         ticks = 0
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
-                if b"postgres: " in cmdline.read_bytes() and database in cmdline.read_bytes():
+                command = cmdline.read_bytes()
+                if b"postgres: " in command and database in command:
                     fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
                     ticks += int(fields[11]) + int(fields[12])  # utime, stime
             except OSError:
