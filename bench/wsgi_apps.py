@@ -12,11 +12,15 @@ from flask import Flask, Response, jsonify
 
 
 def fhir_app() -> Flask:
-    """The real FHIR server, configured from the environment."""
+    """The real FHIR server, configured from the environment, set up as ``fhir-ai serve``
+    and ``fhir_ai.wsgi`` set up theirs (start-up objects frozen, see ``fhir_ai.heap``)."""
     from fhir_ai.app import create_app
+    from fhir_ai.heap import freeze_startup_objects
     from fhir_ai.settings import Settings
 
-    return create_app(Settings())
+    app = create_app(Settings())
+    freeze_startup_objects()
+    return app
 
 
 def bare_app() -> Flask:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from fhir_ai.heap import freeze_startup_objects
 from fhir_ai.metrics_multiprocess import mark_worker_dead
 
 
@@ -27,7 +28,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn is unty
                 self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return self._factory()
+        app = self._factory()
+        freeze_startup_objects()  # in the worker, once its app is built
+        return app
 
 
 def gunicorn_options(

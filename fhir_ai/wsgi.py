@@ -10,5 +10,7 @@ empty folder at start and the gunicorn configuration's ``child_exit`` hook calls
 from __future__ import annotations
 
 from fhir_ai.app import create_app
+from fhir_ai.heap import freeze_startup_objects
 
 app = create_app()
+freeze_startup_objects()
