@@ -254,11 +254,27 @@ def start_server(
     probe: str,
     workers: int = 1,
 ) -> Server:
-    """Run ``gunicorn`` for ``app`` (``module:factory()``) and wait until ``probe`` answers."""
+    """Run ``gunicorn`` for ``app`` (``module:factory()``) and wait until every worker has
+    built its app and ``probe`` answers.
+
+    Waiting for every worker matters: gthread workers accept keep-alive connections for as
+    long as they live, so clients connecting while the second worker still builds its app
+    all land on the first one, and the benchmark measures one process on one core (it did,
+    until 2026-11: all 16 client connections were held by one of two workers).
+    """
     port = free_port()
     log = log_dir / f"{name}.log"
+    ready = log_dir / f"{name}.ready"
+    ready.unlink(missing_ok=True)
+    config = log_dir / f"{name}.gunicorn.py"
+    config.write_text(
+        "def post_worker_init(worker):\n"
+        f"    with open({str(ready)!r}, 'a') as ready:\n"
+        "        ready.write(f'{worker.pid}\\n')\n"
+    )
     command = [
         str(GUNICORN),
+        f"--config={config}",
         f"--workers={workers}",
         "--worker-class=gthread",
         f"--threads={threads}",
@@ -275,6 +291,9 @@ def start_server(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} server exited:\n{log.read_text()}")
+        if not ready.exists() or len(ready.read_text().split()) < workers:
+            time.sleep(0.2)
+            continue
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             connection.request("GET", probe)
