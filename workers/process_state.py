@@ -18,6 +18,7 @@ the ``fhir_ai_process`` inspect command (``celery inspect`` or
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -27,7 +28,8 @@ from billiard.process import current_process  # type: ignore[import-untyped]
 
 def process_state() -> dict[str, Any]:
     """This process: pid, pool process name, torch imported, CUDA available and
-    initialised, imaging models loaded. Imports nothing (never torch, never a model)."""
+    initialised, imaging models loaded, objects frozen out of the garbage collector
+    (:mod:`fhir_ai.heap`). Imports nothing (never torch, never a model)."""
     torch = sys.modules.get("torch")
     imaging = sys.modules.get("workers.imaging")
     models = imaging.loaded_model.cache_info().currsize if imaging is not None else 0
@@ -38,4 +40,5 @@ def process_state() -> dict[str, Any]:
         "cuda_available": bool(torch is not None and torch.cuda.is_available()),
         "cuda_initialized": bool(torch is not None and torch.cuda.is_initialized()),
         "models_loaded": int(models),
+        "gc_frozen": gc.get_freeze_count(),
     }

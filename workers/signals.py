@@ -18,6 +18,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from fhir_ai import worker_health
+from fhir_ai.heap import freeze_startup_objects
 from fhir_ai.jobs.routing import DEFAULT_QUEUE, RESEND_PENDING
 from fhir_ai.settings import Settings
 from workers import metrics
@@ -71,6 +72,7 @@ def install(app: Celery, settings: Settings) -> None:
         sweeps.sent()
 
     def on_ready(sender: Any = None, **_: Any) -> None:
+        freeze_startup_objects()  # the threads and solo pools run jobs in this process
         worker_health.beat(heartbeats, sender.hostname)
         send_sweep()
         logger.info("worker ready; pending jobs sweep sent")
@@ -79,6 +81,9 @@ def install(app: Celery, settings: Settings) -> None:
         worker_health.beat(heartbeats, sender.eventer.hostname)
         if sweeps.due():  # every job_resend_after_s: Tasks left requested are queued again
             send_sweep()
+
+    def on_process_init(**_: Any) -> None:
+        freeze_startup_objects()  # a prefork pool process, before its first job
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         worker_health.forget(heartbeats, str(getattr(sender, "hostname", sender)))
@@ -95,6 +100,7 @@ def install(app: Celery, settings: Settings) -> None:
         (signals.task_failure, on_failure),
         (signals.worker_init, on_init),
         (signals.worker_ready, on_ready),
+        (signals.worker_process_init, on_process_init),
         (signals.heartbeat_sent, on_heartbeat),
         (signals.worker_shutdown, on_shutdown),
         (signals.worker_process_shutdown, on_child_exit),

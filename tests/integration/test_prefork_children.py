@@ -87,6 +87,7 @@ def test_the_model_loads_in_the_pool_child_never_in_the_main_process(
             assert child["worker"] == node and child["torch_imported"] is True
             assert child["models_loaded"] == 1, child  # the job's child loaded its model
             assert child["cuda_initialized"] == child["cuda_available"], child
+            assert main["gc_frozen"] > 100_000 and child["gc_frozen"] > 100_000  # fhir_ai.heap
             assert wait_for(lambda: _analysed(port) == 1, 10), tail(log)
         finally:
             app.close()
