@@ -48,6 +48,11 @@ How to run
     .venv/bin/python bench/cds_latency.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/cds_latency.py --requests 2000 --profile 200
     .venv/bin/python bench/cds_latency.py --cpu 500 --no-auth --requests 400  # CPU per call
+    .venv/bin/python bench/cds_latency.py --no-auth --compare-app "my_patched:fhir_app()"
+
+``--compare-app`` serves a second app beside the first and measures its patient-view in
+the same interleaved rounds (an A/B that machine noise hits alike; runs on this shared
+machine differ by up to 2x in requests/s).
 
 ``--pg-url`` adds PostgreSQL after SQLite (``--skip-sqlite`` measures it alone).  The
 client threads share the machine with the servers: on a small machine the numbers are
@@ -640,6 +645,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="wsgi_apps:fhir_app()",
         help="gunicorn app to serve (module on PYTHONPATH or in bench/), to A/B a patched app",
     )
+    parser.add_argument(
+        "--compare-app",
+        help="a second app (as --app) whose patient-view (auth off) is measured in the same "
+        "interleaved rounds: an A/B that machine noise hits alike",
+    )
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL scratch db")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/")
@@ -731,6 +741,26 @@ def measure_database(
                             "Accept": JSON_TYPE,
                             "Authorization": signer.bearer(CDS_PATH),
                         },
+                    ),
+                )
+            )
+        if args.compare_app:
+            servers.append(
+                start_server(
+                    f"{label}-cmp", args.compare_app, env, args.threads, tmp, BARE_PATH,
+                    args.workers,
+                )
+            )  # fmt: skip
+            ports["cmp"] = servers[-1].port
+            kinds.append(
+                Kind(
+                    "patient-view (compare)",
+                    "cmp",
+                    lambda: Call(
+                        "POST",
+                        CDS_PATH,
+                        hook_body(seeded.heavy_patient, prefetch),
+                        {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE},
                     ),
                 )
             )
