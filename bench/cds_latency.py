@@ -696,6 +696,13 @@ def measure_database(
     else:
         env.pop("FHIR_AI_DATABASE_URL", None)
     prefetch = conditions_prefetch(seeded.heavy_patient)
+
+    def patient_view(headers: dict[str, str]) -> Call:
+        body = hook_body(seeded.heavy_patient, prefetch)
+        return Call(
+            "POST", CDS_PATH, body, {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE, **headers}
+        )
+
     servers: list[Server] = []
     try:
         servers.append(
@@ -704,16 +711,7 @@ def measure_database(
         ports = {"off": servers[0].port}
         kinds = [
             Kind("bare", "off", lambda: Call("GET", BARE_PATH, None, {})),
-            Kind(
-                "patient-view",
-                "off",
-                lambda: Call(
-                    "POST",
-                    CDS_PATH,
-                    hook_body(seeded.heavy_patient, prefetch),
-                    {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE},
-                ),
-            ),
+            Kind("patient-view", "off", lambda: patient_view({})),
         ]
         if args.auth:
             signer = TokenSigner(tmp)
@@ -732,16 +730,7 @@ def measure_database(
                 Kind(
                     "patient-view+jwt",
                     "jwt",
-                    lambda: Call(
-                        "POST",
-                        CDS_PATH,
-                        hook_body(seeded.heavy_patient, prefetch),
-                        {
-                            "Content-Type": JSON_TYPE,
-                            "Accept": JSON_TYPE,
-                            "Authorization": signer.bearer(CDS_PATH),
-                        },
-                    ),
+                    lambda: patient_view({"Authorization": signer.bearer(CDS_PATH)}),
                 )
             )
         if args.compare_app:
@@ -752,18 +741,7 @@ def measure_database(
                 )
             )  # fmt: skip
             ports["cmp"] = servers[-1].port
-            kinds.append(
-                Kind(
-                    "patient-view (compare)",
-                    "cmp",
-                    lambda: Call(
-                        "POST",
-                        CDS_PATH,
-                        hook_body(seeded.heavy_patient, prefetch),
-                        {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE},
-                    ),
-                )
-            )
+            kinds.append(Kind("patient-view (compare)", "cmp", lambda: patient_view({})))
         print(
             f"  measuring {args.requests} requests per kind ({', '.join(k.name for k in kinds)}), "
             f"{args.clients} client threads, {args.rounds} interleaved rounds ...",
