@@ -1,11 +1,13 @@
 """The jti replay cache in the application database, for servers without Redis.
 
 One row per ``(iss, jti)`` (its SHA-256, :func:`~fhir_ai.security.replay.replay_key`)
-until the token's ``exp``. Recording is one transaction: drop this key's row if it has
-expired, then insert it; a unique-key violation means the token was seen (on PostgreSQL a
-concurrent insert of the same key waits for the first and then fails, so two requests
-carrying one token cannot both pass). Expired rows are purged at most once per
-``purge_interval_s`` per process. Any database error fails closed (503).
+until the token's ``exp``. Recording is one statement, an upsert that inserts the key, or
+takes over its row only if that row has expired: no row returned means the token was seen
+(on PostgreSQL a concurrent insert of the same key waits for the first, then finds it
+live, so two requests carrying one token cannot both pass). One statement keeps SQLite's
+write lock for the shortest time: requests that wait for it back off in sleeps of up to
+100 ms. Expired rows are purged at most once per ``purge_interval_s`` per process. Any
+database error fails closed (503).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine, delete, insert
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Engine, delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.security.replay import replay_key
@@ -47,15 +50,19 @@ class SqlReplayCache:
             with self._engine.begin() as connection:
                 if self._purge_due(now):
                     connection.execute(delete(jwt_replay).where(table.expires_at < now))
-                connection.execute(
-                    delete(jwt_replay).where(table.key == key, table.expires_at < now)
+                upsert = _insert_for(connection.dialect.name)(jwt_replay).values(
+                    key=key, expires_at=expires_at
                 )
-                connection.execute(insert(jwt_replay).values(key=key, expires_at=expires_at))
-        except IntegrityError:
-            return True
+                written = connection.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=[table.key],
+                        set_={"expires_at": upsert.excluded.expires_at},
+                        where=table.expires_at < now,
+                    ).returning(table.key)
+                ).first()
         except SQLAlchemyError as error:
             raise ServiceUnavailable("replay cache unavailable") from error
-        return False
+        return written is None
 
     def _purge_due(self, now: float) -> bool:
         with self._lock:
@@ -63,3 +70,8 @@ class SqlReplayCache:
                 return False
             self._last_purge = now
             return True
+
+
+def _insert_for(dialect: str) -> Callable[..., postgresql.Insert | sqlite.Insert]:
+    """The dialect's INSERT with ``ON CONFLICT`` (both databases this server runs on)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
