@@ -1,0 +1,80 @@
+"""fhir_ai.store.database: SQLite writers of one process take turns."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+
+from fhir_ai.settings import Settings
+from fhir_ai.store.database import READ_ONLY, create_db_engine
+
+
+def _impatient_engine(tmp_path: Path) -> Engine:
+    """The product's SQLite engine, except that SQLite's busy handler never waits: a writer
+    that meets another's write lock fails at once with "database is locked"."""
+    engine = create_db_engine(Settings(data_dir=tmp_path))
+
+    @event.listens_for(engine, "connect")
+    def no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+        connection.execute(text("INSERT INTO counter VALUES (0)"))
+    return engine
+
+
+def _run(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_writer_threads_of_one_process_never_meet_the_write_lock(tmp_path: Path) -> None:
+    engine = _impatient_engine(tmp_path)
+    errors: list[Exception] = []
+
+    def increment(times: int) -> None:
+        try:
+            for _ in range(times):
+                with engine.begin() as connection:  # read, then write: one transaction
+                    n = connection.execute(text("SELECT n FROM counter")).scalar_one()
+                    connection.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
+        except Exception as error:
+            errors.append(error)
+
+    _run([threading.Thread(target=increment, args=(25,)) for _ in range(8)])
+
+    assert errors == []  # without turns: OperationalError "database is locked"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM counter")).scalar_one() == 200
+
+
+def test_turns_are_given_back_with_the_connection_and_readers_take_none(tmp_path: Path) -> None:
+    engine = _impatient_engine(tmp_path)
+    with engine.connect() as writer:
+        with writer.begin():
+            writer.execute(text("UPDATE counter SET n = 1"))
+            with engine.connect().execution_options(**{READ_ONLY: True}) as reader:
+                assert reader.execute(text("SELECT n FROM counter")).scalar_one() == 0
+        with writer.begin():  # the same connection writes again: a new turn
+            writer.execute(text("UPDATE counter SET n = 2"))
+        broken = writer.begin()
+        writer.execute(text("UPDATE counter SET n = 3"))
+        broken.rollback()
+
+    done: list[int] = []  # another thread's writer gets its turn (a kept one would wait 30 s)
+    thread = threading.Thread(target=lambda: done.append(_write(engine, 4)), daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert done == [4]
+
+
+def _write(engine: Engine, value: int) -> int:
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE counter SET n = :n"), {"n": value})
+        return int(connection.execute(text("SELECT n FROM counter")).scalar_one())
