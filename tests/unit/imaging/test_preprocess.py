@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from fhir_ai.errors import DicomRejected
-from fhir_ai.imaging.preprocess import frame_of, prepare, to_display, to_grayscale
+from fhir_ai.imaging.preprocess import decode, frame_of, prepare, to_display, to_grayscale
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 SIZE = (28, 28)
@@ -36,6 +36,30 @@ def test_every_transfer_syntax_decodes_to_the_right_shape(shared_data: Path, fol
             assert prepared.model_input.dtype == np.float32
             assert 0.0 <= prepared.model_input.min() <= prepared.model_input.max() <= 1.0
     assert len(syntaxes) >= (14 if folder == "transfer_syntaxes" else 5)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "chest_radiographs/rsna_pneumonia_sample_jpegbaseline.dcm",
+        "chest_radiographs/rsna_sample_fake_MONOCHROME1.dcm",
+        "transfer_syntaxes/JPEGBaseline_1s_1f_u_08_08.dcm",
+    ],
+)
+def test_8_bit_grey_jpeg_decodes_as_pylibjpeg_does_within_a_grey_level(
+    shared_data: Path, name: str
+) -> None:
+    """decode() takes Pillow's libjpeg-turbo for these (4x faster); lossy JPEG decoders may
+    differ by a grey level, never more."""
+    path = shared_data / "dicom" / name
+    reference = pydicom.dcmread(path)
+    reference.pixel_array_options(decoding_plugin="pylibjpeg")
+
+    decoded = decode(path.read_bytes())
+
+    difference = np.abs(decoded.pixel_array.astype(int) - reference.pixel_array.astype(int))
+    assert decoded.pixel_array.shape == reference.pixel_array.shape
+    assert difference.max() <= 1 and difference.mean() < 0.05
 
 
 def test_monochrome1_is_inverted(shared_data: Path) -> None:
