@@ -96,6 +96,7 @@ from fhir_api import (
     vacuum_analyze,
     write_results,
 )
+from flask import Flask
 from jwt.algorithms import ECAlgorithm
 
 from fhir_ai.app import create_app
@@ -194,7 +195,7 @@ def seed(settings: Settings, reports: int, others: int, seed_value: int) -> Seed
         other_ids.append(other)
     if engine.dialect.name == "postgresql":
         vacuum_analyze(engine)  # what autovacuum does in a deployment (off on some servers)
-    engine.dispose()
+    close_app(app)
     return Seeded(heavy, reports, positives, other_ids, time.perf_counter() - started)
 
 
@@ -489,8 +490,7 @@ def profile_in_process(settings: Settings, patient: str, prefetch: dict[str, Any
         assert response.status_code == 200, response.data[:300]
     profiler.disable()
     elapsed = time.perf_counter() - started
-    for name in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
-        app.extensions[name].dispose()
+    close_app(app)
     out = io.StringIO()
     out.write(f"in-process: {n} calls, {elapsed / n * 1000:.2f} ms per call (with cProfile)\n")
     stats = pstats.Stats(profiler, stream=out).strip_dirs()
@@ -547,10 +547,18 @@ def cpu_per_call(
             f"  {kind:13s} python {own_ms:6.2f} ms + database server {server_ms:6.2f} ms "
             f"= {own_ms + server_ms:6.2f} ms CPU per call"
         )
+    close_app(app)
+    return "\n".join(lines)
+
+
+def close_app(app: Flask) -> None:
+    """Write what the app's background writer holds (its audit events), then close its
+    engines: before the scratch database goes, not at exit (where the writing failed)."""
+    if "fhir_ai.writer" in app.extensions:
+        app.extensions["fhir_ai.writer"].close()
     for name in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):  # (where this version has it)
         if name in app.extensions:
             app.extensions[name].dispose()
-    return "\n".join(lines)
 
 
 # -- reporting -------------------------------------------------------------------------
