@@ -3,6 +3,8 @@ one in steady use is not pinged, and the fixed-read pool answers like the main o
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -59,3 +61,20 @@ def test_a_connection_in_steady_use_is_not_pinged(engine: Engine) -> None:
 def test_sqlite_reads_share_the_main_engine(tmp_path: Path) -> None:
     main = create_db_engine(Settings(data_dir=tmp_path))
     assert create_fixed_read_engine(Settings(data_dir=tmp_path), main) is main
+
+
+def test_concurrent_readers_reuse_pooled_connections(engine: Engine) -> None:
+    """As many threads as a web worker has read at once: each keeps its backend (a pool
+    smaller than that opened and closed overflow connections, one backend per request)."""
+    barrier = threading.Barrier(8)
+
+    def read() -> int:
+        with engine.connect() as connection:
+            barrier.wait(timeout=10)  # all 8 hold a connection at the same time
+            return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    with ThreadPoolExecutor(8) as pool:
+        first = set(pool.map(lambda _: read(), range(8)))
+        second = set(pool.map(lambda _: read(), range(8)))
+
+    assert len(first) == 8 and second == first
