@@ -25,6 +25,13 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL; default is SQLite at <data_dir>/fhir-ai.sqlite3.",
     )
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL connections pooled per engine and process: at least the "
+        "threads that use the database at once (web request threads, a threads-pool "
+        "worker's --concurrency), or the pool opens and closes a connection per use.",
+    )
     broker_url: str | None = Field(
         default=None,
         description="Celery broker URL; default is an embedded Redis under <data_dir>.",

@@ -24,10 +24,6 @@ IDLE_PING_AFTER_S = 5.0
 _CHECKED_IN_AT = "fhir_ai_checked_in_at"
 _HOLDS_WRITE_TURN = "fhir_ai_holds_write_turn"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-#: Pooled PostgreSQL connections per engine and process: more than the web process's
-#: request threads (``fhir-ai serve --threads``, 4 by default) or a worker's job threads
-#: that use the database at once, or the pool opens and closes overflow connections.
-POSTGRES_POOL_SIZE = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -97,7 +93,7 @@ def create_db_engine(settings: Settings) -> Engine:
     # 21 ms against 1.3 ms). Search queries are always planned for their values.
     return _postgres_engine(
         settings,
-        pool_size=POSTGRES_POOL_SIZE,
+        pool_size=settings.db_pool_size,
         connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
 
@@ -111,14 +107,14 @@ def create_fixed_read_engine(settings: Settings, engine: Engine) -> Engine:
     call (as the main engine must for searches) is wasted: 0.9 ms of a 2 ms read of a
     patient's AI results, measured with 200 reports.
 
-    The pool is as large as the main one: with fewer connections than request threads
-    reading at once, SQLAlchemy opens overflow connections and closes them on return, a
+    The pool is as large as the main one (``FHIR_AI_DB_POOL_SIZE``): with fewer connections
+    than request threads reading at once, SQLAlchemy opens overflow connections and closes them on return, a
     PostgreSQL backend started per request (with 4 for 8 threads the CDS p99 was 159 ms,
     with 8 it was 97 ms; bench/cds_latency.py --compare-app).
     """
     if engine.dialect.name == "sqlite":
         return engine
-    return _postgres_engine(settings, pool_size=POSTGRES_POOL_SIZE)
+    return _postgres_engine(settings, pool_size=settings.db_pool_size)
 
 
 def _postgres_engine(settings: Settings, **options: Any) -> Engine:

@@ -78,3 +78,14 @@ def test_concurrent_readers_reuse_pooled_connections(engine: Engine) -> None:
         second = set(pool.map(lambda _: read(), range(8)))
 
     assert len(first) == 8 and second == first
+
+
+def test_both_pools_take_their_size_from_the_settings(postgres_url: str, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url, db_pool_size=3)
+    main = create_db_engine(settings)
+    fixed = create_fixed_read_engine(settings, main)
+    try:
+        assert main.pool.size() == fixed.pool.size() == 3  # type: ignore[attr-defined]
+    finally:
+        fixed.dispose()
+        main.dispose()
