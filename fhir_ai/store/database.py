@@ -108,9 +108,9 @@ def create_fixed_read_engine(settings: Settings, engine: Engine) -> Engine:
     patient's AI results, measured with 200 reports.
 
     The pool is as large as the main one (``FHIR_AI_DB_POOL_SIZE``): with fewer connections
-    than request threads reading at once, SQLAlchemy opens overflow connections and closes them on return, a
-    PostgreSQL backend started per request (with 4 for 8 threads the CDS p99 was 159 ms,
-    with 8 it was 97 ms; bench/cds_latency.py --compare-app).
+    than request threads reading at once, SQLAlchemy opens overflow connections and closes
+    them on return, a PostgreSQL backend started per request (with 4 for 8 threads the CDS
+    p99 was 159 ms, with 8 it was 97 ms; bench/cds_latency.py --compare-app).
     """
     if engine.dialect.name == "sqlite":
         return engine
