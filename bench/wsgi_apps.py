@@ -12,8 +12,8 @@ from flask import Flask, Response, jsonify
 
 
 def fhir_app() -> Flask:
-    """The real FHIR server, configured from the environment, set up as ``fhir-ai serve``
-    and ``fhir_ai.wsgi`` set up theirs (start-up objects frozen, see ``fhir_ai.heap``)."""
+    """The real FHIR server, configured from the environment, with its start-up objects
+    frozen as ``fhir-ai serve`` and ``fhir_ai.wsgi`` freeze theirs (``fhir_ai.heap``)."""
     from fhir_ai.app import create_app
     from fhir_ai.heap import freeze_startup_objects
     from fhir_ai.settings import Settings

@@ -109,6 +109,6 @@ def _unit_range(values: FloatArray) -> FloatArray:
     if high <= low:
         return np.zeros_like(values, dtype=np.float32)
     scaled: FloatArray = np.subtract(values, low, dtype=np.float32)  # in place from here:
-    np.divide(scaled, high - low, out=scaled)  # one array, not four (6 -> 3 ms at 1024 x 1024)
+    np.divide(scaled, high - low, out=scaled)  # one array, not four (3.8 -> 2.5 ms, 1024^2)
     np.clip(scaled, 0.0, 1.0, out=scaled)
     return scaled

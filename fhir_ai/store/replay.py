@@ -5,9 +5,10 @@ until the token's ``exp``. Recording is one statement, an upsert that inserts th
 takes over its row only if that row has expired: no row returned means the token was seen
 (on PostgreSQL a concurrent insert of the same key waits for the first, then finds it
 live, so two requests carrying one token cannot both pass). One statement keeps SQLite's
-write lock for the shortest time: requests that wait for it back off in sleeps of up to
-100 ms. Expired rows are purged at most once per ``purge_interval_s`` per process. Any
-database error fails closed (503).
+write lock for the shortest time: writers of other processes that wait for it back off in
+sleeps of up to 100 ms (those of this process take turns, see ``store.database``).
+Expired rows are purged at most once per ``purge_interval_s`` per process. Any database
+error fails closed (503).
 """
 
 from __future__ import annotations
