@@ -6,8 +6,9 @@ each) are stored through the STOW-RS ingestion path, which queues one analysis T
 study; then one real worker (``--queues imaging --pool threads --concurrency 16``) is
 started with ``FHIR_AI_IMAGING_BATCH_SIZE`` set, and the time until every Task is completed
 gives jobs/s (the worker's start-up and first model load are excluded: the clock starts
-when the first Task completes). Prints both rates and their ratio (goal >= 2x on CPU with
-a batch of 16).
+when the first Task completes). With ``--pg-url`` each batch size runs on its own scratch
+PostgreSQL database instead (created beside that URL, dropped after). Prints both rates
+and their ratio (goal >= 2x on CPU with a batch of 16).
 
 Beside the jobs, it measures the model's own work per image (forward pass and Grad-CAM,
 in this process, one torch thread as a worker has) at each batch size: what batching can
@@ -26,11 +27,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.fhir_api import scratch_database
 from bench.imaging import MODEL, SAMPLE
 from fhir_ai.app import create_app
 from fhir_ai.imaging.model.inference import LoadedModel
@@ -63,11 +66,11 @@ def completed(settings: Settings) -> tuple[int, int]:
     return int(done.get_json()["total"]), int(every.get_json()["total"])
 
 
-def run(batch: int, payloads: list[bytes], redis_url: str) -> float:
+def run(batch: int, payloads: list[bytes], redis_url: str, db_url: str | None) -> float:
     data = Path(tempfile.mkdtemp(prefix=f"bench-batch{batch}-"))
     settings = Settings(
-        data_dir=data, broker_url=redis_url, log_level="WARNING", fhir_auth="off",
-        audit=False, analyze_on_store=True,
+        data_dir=data, database_url=db_url, broker_url=redis_url, log_level="WARNING",
+        fhir_auth="off", audit=False, analyze_on_store=True,
     )  # fmt: skip
     backlog(settings, payloads)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_AI_")}
@@ -75,6 +78,8 @@ def run(batch: int, payloads: list[bytes], redis_url: str) -> float:
         FHIR_AI_BROKER_URL=redis_url, FHIR_AI_DATA_DIR=str(data), FHIR_AI_LOG_LEVEL="WARNING",
         FHIR_AI_IMAGING_BATCH_SIZE=str(batch), FHIR_AI_AUDIT="false", PYTHONPATH=str(REPO),
     )  # fmt: skip
+    if db_url:
+        env["FHIR_AI_DATABASE_URL"] = db_url
     command = [sys.executable, "-m", "celery", "-A", "workers.main", "worker", "-Q", "imaging",
                "--pool", "threads", "-c", str(THREADS), "--without-gossip", "--without-mingle",
                "--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
@@ -124,13 +129,26 @@ def main() -> None:
     parser.add_argument(
         "--redis", default=os.environ.get("FHIR_AI_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
     )
+    parser.add_argument(
+        "--pg-url",
+        help="run each batch size on its own scratch PostgreSQL database created next to this "
+        "URL (postgresql+psycopg://postgres@127.0.0.1:5432/test) instead of SQLite",
+    )
     args = parser.parse_args()
     sample = (args.data / SAMPLE).read_bytes()
     sizes = [int(size) for size in args.sizes.split(",")]
     torch.set_num_threads(Settings().worker_threads)  # as the worker process does
     stage = {size: model_stage_ms(sample, size) for size in sizes}
     payloads = distinct_studies(sample, args.jobs, prefix="BENCH")
-    rates = {size: run(size, payloads, args.redis) for size in sizes}
+    rates = {}
+    for size in sizes:
+        with ExitStack() as stack:
+            db_url = None
+            if args.pg_url:
+                db_url = stack.enter_context(scratch_database(args.pg_url, keep=False))
+            rates[size] = run(size, payloads, args.redis, db_url)
+    database = "PostgreSQL" if args.pg_url else "SQLite"
+    print(f"database: {database}")
     for size, rate in rates.items():
         print(
             f"batch {size:>3}, {THREADS} job threads: {rate:8.2f} imaging jobs/s "
