@@ -116,6 +116,39 @@ def test_sigterm_is_a_warm_shutdown_that_finishes_the_job_in_hand(
     assert "Warm shutdown" in worker.log.read_text(errors="replace")
 
 
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_a_rolling_restart_hands_the_queued_jobs_to_the_next_worker_at_once(
+    fleet_settings: Settings, workers: list[Worker], tmp_path: Path, pool: str
+) -> None:
+    """A deploy stops a worker with SIGTERM: it finishes the jobs in hand, and every job
+    it did not finish goes to the next worker at once, not after the broker's visibility
+    timeout (an hour or more in production; 10 minutes here, beyond the test's patience).
+    With late acks and a prefetch of one job per slot a worker holds only the jobs it
+    runs, and kombu gives back any unacked message when the worker's channel closes."""
+    env = worker_env(REDIS_URL, fleet_settings.resolved_database_url(), tmp_path)
+    env["FHIR_AI_BROKER_VISIBILITY_TIMEOUT_S"] = "600"
+    first = start_worker(env, f"a{uuid.uuid4().hex[:6]}", "default", tmp_path, 2, pool)
+    workers.append(first)
+    jobs = job_service(fleet_settings)
+    task_ids = [jobs.submit(probe_request(uuid.uuid4().hex, seconds=2)).task_id for _ in range(8)]
+
+    def running() -> int:
+        return sum(status(jobs, task_id) == "in-progress" for task_id in task_ids)
+
+    assert wait_for(lambda: running() >= 2, 90), tail(first.log)
+    assert first.terminate() == 0, tail(first.log)
+    finished_by_first = [t for t in task_ids if status(jobs, t) == "completed"]
+    assert finished_by_first, "the warm shutdown finished the jobs in hand"
+    assert all(status(jobs, t) in ("completed", "requested") for t in task_ids)
+
+    second = start_worker(env, f"b{uuid.uuid4().hex[:6]}", "default", tmp_path, 2, pool)
+    workers.append(second)
+    assert wait_for(lambda: completed(jobs, task_ids), 90), [status(jobs, t) for t in task_ids]
+    owners = {t: jobs.task(t)["owner"]["display"] for t in task_ids}
+    assert {owners[t] for t in finished_by_first} == {first.name}
+    assert {owners[t] for t in task_ids if t not in finished_by_first} == {second.name}
+
+
 def _running_imaging_task(app: Flask) -> str:
     client = app.test_client()
     patient = client.post("/fhir/Patient", json={"resourceType": "Patient"}).json["id"]
