@@ -53,10 +53,7 @@ def in_compartment(compartment: PatientCompartment, resource_type: str) -> Colum
     """
     refs = search_references.c
     linked = select(refs.resource_pk).where(
-        refs.resource_type == resource_type,
-        refs.param.in_(compartment.links[resource_type]),
-        refs.target_id == compartment.patient_id[:MAX_VALUE],
-        refs.target_type == "Patient",
+        refs.resource_type == resource_type, *_links_to_patient(compartment, resource_type)
     )
     member = resources.c.pk.in_(linked)
     return _or_patient_itself(compartment, resource_type, member)
@@ -68,14 +65,23 @@ def holds(compartment: PatientCompartment, resource_type: str) -> ColumnElement[
     A correlated probe of the per-resource reference index (one index lookup per row),
     not the patient's whole set of links: reads stay one indexed query.
     """
-    refs = search_references.c
     member = exists().where(
-        refs.resource_pk == resources.c.pk,
+        search_references.c.resource_pk == resources.c.pk,
+        *_links_to_patient(compartment, resource_type),
+    )
+    return _or_patient_itself(compartment, resource_type, member)
+
+
+def _links_to_patient(
+    compartment: PatientCompartment, resource_type: str
+) -> tuple[ColumnElement[bool], ...]:
+    """Reference index rows by which a ``resource_type`` links to the compartment's patient."""
+    refs = search_references.c
+    return (
         refs.param.in_(compartment.links[resource_type]),
         refs.target_id == compartment.patient_id[:MAX_VALUE],
         refs.target_type == "Patient",
     )
-    return _or_patient_itself(compartment, resource_type, member)
 
 
 def _or_patient_itself(
