@@ -425,7 +425,7 @@ class StoreSession:
         """
         member = self._member(resource_type)
         columns = [*resources.c]
-        if self._confines(resource_type) and not confined:
+        if self._confining(resource_type) is not None and not confined:
             columns.append(member.label("in_compartment"))
         statement = select(*columns).where(
             resources.c.resource_type == resource_type, resources.c.id == resource_id
@@ -436,21 +436,25 @@ class StoreSession:
             statement = statement.with_for_update(of=resources)
         return self.connection.execute(statement).first()
 
-    def _confines(self, resource_type: str) -> bool:
-        return self.compartment is not None and self.compartment.confines(resource_type)
+    def _confining(self, resource_type: str) -> PatientCompartment | None:
+        """The session's compartment if it confines ``resource_type``."""
+        compartment = self.compartment
+        return (
+            compartment if compartment is not None and compartment.confines(resource_type) else None
+        )
 
     def _member(self, resource_type: str) -> ColumnElement[bool]:
         """In the compartment (always true for a type the session does not confine)."""
-        if self.compartment is None or not self.compartment.confines(resource_type):
-            return true()
-        return sql.holds(self.compartment, resource_type)
+        compartment = self._confining(resource_type)
+        return true() if compartment is None else sql.holds(compartment, resource_type)
 
     def _may_change(self, resource_type: str, resource_id: str, current: Any) -> bool:
         """A stored resource may be replaced: live and in the compartment (if confined)."""
-        if self.compartment is None or not self.compartment.confines(resource_type):
+        compartment = self._confining(resource_type)
+        if compartment is None:
             return True
         if resource_type == "Patient":
-            return resource_id == self.compartment.patient_id
+            return resource_id == compartment.patient_id
         return bool(current.in_compartment) and not current.deleted
 
     def _entries(
@@ -458,11 +462,9 @@ class StoreSession:
     ) -> IndexEntries:
         """The index rows of new content; Forbidden if it leaves the session's compartment."""
         entries = extract(content, self.registry.parameters(resource_type))
-        compartment = self.compartment
-        if (
-            compartment is not None
-            and compartment.confines(resource_type)
-            and not compartment.may_write(resource_type, resource_id, entries.references)
+        compartment = self._confining(resource_type)
+        if compartment is not None and not compartment.may_write(
+            resource_type, resource_id, entries.references
         ):
             raise Forbidden(
                 f"The {resource_type} is not in the patient compartment this request is "
