@@ -22,7 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REDIS_URL
-from tests.process_helpers import FHIR_AI, clean_env, free_port, tail, wait_for
+from tests.process_helpers import FHIR_AI, clean_env, free_port, stop, tail, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -82,7 +82,7 @@ def test_serve_embedded_everything(tmp_path: Path) -> None:
         assert wait_for(lambda: "embedded@" in log.read_text(errors="replace"), 60), tail(log)
     finally:
         try:
-            returncode = _stop(serve)
+            returncode = stop(serve, timeout=60)
         finally:
             _, alive = psutil.wait_procs(children, timeout=10)
             for process in alive:
@@ -215,20 +215,8 @@ def test_serve_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     finally:
         if held is not None:
             held.close()
-        returncode = _stop(serve)
+        returncode = stop(serve, timeout=60)
     assert returncode == 0, tail(log)
-
-
-def _stop(serve: subprocess.Popen[bytes]) -> int:
-    """SIGTERM ``fhir-ai serve`` (if still running) and its exit status; killed after 60 s."""
-    if serve.poll() is None:
-        serve.send_signal(signal.SIGTERM)
-    try:
-        return serve.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        serve.kill()
-        serve.wait()
-        raise
 
 
 def _replaced(master: int, dead: list[int]) -> bool:
