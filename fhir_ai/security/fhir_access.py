@@ -42,7 +42,7 @@ from fhir_ai.fhir.search.compartment import PatientCompartment
 from fhir_ai.fhir.search.query import SearchQuery
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.fhir.transaction import Entry, _parse_entry
-from fhir_ai.security.scopes import Decision, Interaction, ScopeSet
+from fhir_ai.security.scopes import ALLOWED, Decision, Interaction, ScopeSet
 from fhir_ai.security.smart import (
     AccessDenied,
     AuthenticationFailed,
@@ -151,7 +151,7 @@ class _Guard:
             raise AccessDenied("This interaction is not available to SMART access tokens")
         if not access.scopes.mentions(resource_type, interaction):  # before parsing anything
             _require(access.scopes, (resource_type, interaction, None))
-        decision = Decision(True)
+        decision = ALLOWED
         for access_check in self.route_accesses(route, resource_type, interaction):
             decision &= _require(access.scopes, access_check)
         if decision.confined and route in self.operations:
@@ -203,7 +203,7 @@ class _Guard:
 
     def check_bundle(self, scopes: ScopeSet) -> Decision:
         """Refuse the whole Bundle if any entry is not allowed (malformed ones fail later)."""
-        decision = Decision(True)
+        decision = ALLOWED
         body = http.parse_json_body(request)
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
             return decision

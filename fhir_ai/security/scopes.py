@@ -196,7 +196,7 @@ class ScopeSet:
         """True if an unconditional (``system/``/``user/``, unrestricted) scope grants it.
 
         ``patient/`` and query-restricted scopes never make this true: they depend on
-        the request (see :meth:`permits`).
+        the request (see :meth:`decide`).
         """
         return any(s.unconditional and s.covers(resource_type, interaction) for s in self.scopes)
 
