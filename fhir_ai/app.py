@@ -41,7 +41,7 @@ from fhir_ai.subscriptions.activation import SubscriptionActivator
 from fhir_ai.subscriptions.listeners import ResultListeners
 
 logger = logging.getLogger("fhir_ai.http")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 def create_app(

@@ -35,12 +35,13 @@ from pydantic import (
     model_validator,
 )
 
+from fhir_ai.fhir.references import RELATIVE_REFERENCE
+
 SUMMARY_MAX_CHARS = 139
 """A card summary must be shorter than 140 characters."""
 
-_EXTENSION_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
-_RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
-_SERVICE_ID = re.compile(r"^[A-Za-z0-9._~-]+$")
+_EXTENSION_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\Z")
+_SERVICE_ID = re.compile(r"^[A-Za-z0-9._~-]+\Z")
 _MAX_MESSAGE_CHARS = 200
 
 
@@ -108,7 +109,7 @@ def _check_url(value: str) -> str:
 
 
 def _check_reference(value: str) -> str:
-    if not _RELATIVE_REFERENCE.match(value):
+    if not RELATIVE_REFERENCE.match(value):
         raise ValueError("must be a relative reference of the form ResourceType/id")
     return value
 

@@ -51,15 +51,14 @@ from fhir_ai.cds.models import (
     first_error_path,
 )
 from fhir_ai.errors import InvalidRequest
+from fhir_ai.fhir.references import FHIR_ID, RELATIVE_REFERENCE
 
 MASK = "**********"
 """What a secret serialises to unless ``reveal_secrets`` is set in the context."""
 
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_REFERENCE = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
 _TEMPLATE_TOKEN = re.compile(r"\{\{(.*?)\}\}")
-_SAFE_HOOK_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_SAFE_HOOK_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}\Z")
 
 USER_TOKENS: dict[str, str] = {
     "userPractitionerId": "Practitioner",
@@ -74,7 +73,7 @@ ANY_USER_TYPES = CLINICIAN_TYPES | {"Patient", "RelatedPerson"}
 
 
 def _check_fhir_id(value: str) -> str:
-    if not _FHIR_ID.match(value):
+    if not FHIR_ID.match(value):
         raise ValueError("must be a FHIR id (1-64 characters: letters, digits, '-', '.')")
     return value
 
@@ -197,7 +196,7 @@ class HookContext(BaseModel):
     @field_validator("userId")
     @classmethod
     def _user_reference(cls, value: str) -> str:
-        match = _REFERENCE.match(value)
+        match = RELATIVE_REFERENCE.match(value)
         if match is None or match.group(1) not in cls.user_types:
             allowed = ", ".join(sorted(cls.user_types))
             raise ValueError(f"must be a reference Type/id with Type one of {allowed}")
@@ -239,7 +238,7 @@ class OrderSelectContext(HookContext):
             for entry in self.draftOrders.get("entry", [])
         }
         for index, selection in enumerate(self.selections):
-            if not _REFERENCE.match(selection):
+            if not RELATIVE_REFERENCE.match(selection):
                 raise ValueError(f"selections[{index}] must be a reference Type/id")
             if selection not in drafts:
                 raise ValueError(f"selections[{index}] does not name a draftOrders entry")

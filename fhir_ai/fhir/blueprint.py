@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +23,7 @@ from fhir_ai.fhir.bundles import history, searchset
 from fhir_ai.fhir.capability import capability_statement
 from fhir_ai.fhir.operations import CreatedHook, Operation
 from fhir_ai.fhir.outcome import operation_outcome
-from fhir_ai.fhir.references import split_reference
+from fhir_ai.fhir.references import FHIR_ID, split_reference
 from fhir_ai.fhir.service import FhirService
 from fhir_ai.fhir.transaction import BundleProcessor
 from fhir_ai.security.fhir_access import install_smart_auth, request_compartment
@@ -34,7 +33,6 @@ from fhir_ai.store.repository import ResourceStore, StoredResource, StoreSession
 from fhir_ai.urls import public_url
 
 logger = logging.getLogger("fhir_ai.fhir")
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _NOT_SEARCH = frozenset({"_format", "_pretty"})
 _HTTP_ISSUE = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
 
@@ -94,7 +92,7 @@ def create_fhir_blueprint(
         return respond(stored.content, status, headers)
 
     def check_id(resource_id: str) -> None:
-        if not _ID.match(resource_id):
+        if not FHIR_ID.match(resource_id):
             raise InvalidRequest(f"{resource_id!r} is not a valid FHIR id", expression="id")
 
     @bp.get("/metadata")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
+
+#: A FHIR logical id (the R4 ``id`` datatype): 1 to 64 letters, digits, ``-`` and ``.``.
+ID_PATTERN = r"[A-Za-z0-9\-.]{1,64}"
+#: A whole string that is a logical id (``\Z``: ``$`` would also let a final newline through).
+FHIR_ID = re.compile(rf"\A{ID_PATTERN}\Z")
+#: A whole string that is a relative reference ``Type/id``; the type and id are its groups.
+RELATIVE_REFERENCE = re.compile(rf"\A([A-Z][A-Za-z]{{1,63}})/({ID_PATTERN})\Z")
 
 
 class Reference(NamedTuple):

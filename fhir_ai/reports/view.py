@@ -9,7 +9,6 @@ allows no scripts.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
@@ -17,10 +16,10 @@ from flask import Blueprint, Response, render_template, request
 from fhir_ai.audit import audit_context
 from fhir_ai.errors import FhirAiError, NotFound
 from fhir_ai.fhir.ai_results import is_ai_asserted, read_report
+from fhir_ai.fhir.references import FHIR_ID
 from fhir_ai.reports.links import ReportLinks
 from fhir_ai.store.repository import ResourceStore
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -37,7 +36,7 @@ def create_report_blueprint(store: ResourceStore, links: ReportLinks) -> Bluepri
 
     @bp.get("/<report_id>")
     def view(report_id: str) -> Response:
-        if not _ID.match(report_id) or not links.valid(
+        if not FHIR_ID.match(report_id) or not links.valid(
             report_id, request.args.get("exp"), request.args.get("sig")
         ):
             return _page("This link is not valid or has expired. Open the card again.", 403)

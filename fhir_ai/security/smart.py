@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
 from fhir_ai.errors import Forbidden
+from fhir_ai.fhir.references import ID_PATTERN
 from fhir_ai.security import jwt_claims as claims_of
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
 from fhir_ai.security.scopes import ScopeSet
@@ -61,7 +62,7 @@ OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-u
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 _FHIR_USER = re.compile(
     r"(?:https?://[^\s?#]{1,900}/)?(?:Patient|Practitioner|PractitionerRole|RelatedPerson|Person)"
-    r"/[A-Za-z0-9\-.]{1,64}"
+    rf"/{ID_PATTERN}"
 )
 SCOPES_SUPPORTED = (
     "system/*.rs",

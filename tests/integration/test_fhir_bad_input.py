@@ -46,6 +46,9 @@ def test_unknown_types_and_ids(client: FlaskClient) -> None:
     assert_outcome(client.get("/fhir/Foo"), 404)
     assert_outcome(post(client, "/fhir/Foo", {"resourceType": "Foo"}), 404)
     assert_outcome(client.get("/fhir/Patient/not%20an%20id"), 400)
+    assert_outcome(client.get("/fhir/Patient/a%0A"), 400)  # a final newline is not an id
+    put = {"resourceType": "Patient", "id": "a\n"}
+    assert_outcome(client.put("/fhir/Patient/a%0A", json=put), 400)
     assert_outcome(client.get("/fhir/Patient/a/b/c/d"), 404)
     assert_outcome(client.patch("/fhir/Patient/x"), 405)
 

@@ -843,6 +843,17 @@ BASE = {"userId": "Practitioner/1", "patientId": "1"}
             BASE | {"encounterId": "a/b"},
             "context.encounterId: must be a FHIR id (1-64 characters: letters, digits, '-', '.')",
         ),
+        (
+            "patient-view",
+            BASE | {"patientId": "1\n"},
+            "context.patientId: must be a FHIR id (1-64 characters: letters, digits, '-', '.')",
+        ),
+        (
+            "patient-view",
+            BASE | {"userId": "Practitioner/1\n"},
+            "context.userId: must be a reference Type/id with Type one of Patient, "
+            "Practitioner, PractitionerRole, RelatedPerson",
+        ),
     ],
 )
 def test_contexts_rejected(hook: str, context: dict[str, Any], expected: str) -> None:
