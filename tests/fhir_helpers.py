@@ -51,12 +51,15 @@ def ids(bundle: dict[str, Any], mode: str = "match") -> set[str]:
     }
 
 
-def assert_outcome(response: TestResponse, status: int) -> dict[str, Any]:
-    """Check an error response: the status and an OperationOutcome body."""
+def assert_outcome(response: TestResponse, status: int, code: str | None = None) -> dict[str, Any]:
+    """Check an error response: the status, an OperationOutcome body and (if given) the code
+    of its first issue."""
     assert response.status_code == status, (response.status_code, response.data[:500])
     body = response.json
     assert body is not None and body["resourceType"] == "OperationOutcome", body
     assert body["issue"][0]["severity"] in ("error", "fatal")
+    if code is not None:
+        assert body["issue"][0]["code"] == code, body
     return body
 
 

@@ -25,6 +25,11 @@ TOKEN_URL = "https://auth.example/oauth2/token"
 Token = Callable[..., str]
 
 
+def auth(header: str) -> dict[str, str]:
+    """Request headers carrying the Authorization ``header`` value (from a :data:`Token`)."""
+    return {"Authorization": header}
+
+
 def smart_settings(
     tmp: Path, ec_key: ec.EllipticCurvePrivateKey, rsa_key: rsa.RSAPrivateKey, **overrides: Any
 ) -> Settings:

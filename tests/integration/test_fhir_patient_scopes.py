@@ -21,7 +21,7 @@ from werkzeug.test import TestResponse
 
 from fhir_ai.fhir.resources import validate_resource
 from tests.conftest import build_app
-from tests.smart_helpers import Token, smart_settings, token_factory
+from tests.smart_helpers import Token, auth, smart_settings, token_factory
 
 pytestmark = pytest.mark.integration
 FHIR_JSON = "application/fhir+json"
@@ -52,10 +52,6 @@ def app(
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def auth(header: str) -> dict[str, str]:
-    return {"Authorization": header}
 
 
 def send(

@@ -17,7 +17,17 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.conftest import build_app, make_settings
-from tests.smart_helpers import AUD, ISS, ROOT, TOKEN_URL, Token, smart_settings, token_factory
+from tests.fhir_helpers import assert_outcome
+from tests.smart_helpers import (
+    AUD,
+    ISS,
+    ROOT,
+    TOKEN_URL,
+    Token,
+    auth,
+    smart_settings,
+    token_factory,
+)
 
 pytestmark = pytest.mark.integration
 FHIR_JSON = "application/fhir+json"
@@ -43,10 +53,6 @@ def token(ec_key: ec.EllipticCurvePrivateKey, rsa_key: rsa.RSAPrivateKey) -> Tok
     return token_factory(ec_key, rsa_key)
 
 
-def auth(header: str) -> dict[str, str]:
-    return {"Authorization": header}
-
-
 def patient(patient_id: str | None = None, family: str = "Chalmers") -> dict[str, Any]:
     body: dict[str, Any] = {"resourceType": "Patient", "name": [{"family": family}]}
     if patient_id:
@@ -69,13 +75,6 @@ def post(client: FlaskClient, path: str, body: Any, header: str) -> TestResponse
 
 def put(client: FlaskClient, path: str, body: Any, header: str) -> TestResponse:
     return client.put(path, data=json.dumps(body), content_type=FHIR_JSON, headers=auth(header))
-
-
-def assert_outcome(response: TestResponse, status: int, code: str) -> None:
-    assert response.status_code == status, response.data
-    assert response.json is not None
-    assert response.json["resourceType"] == "OperationOutcome"
-    assert response.json["issue"][0]["code"] == code
 
 
 def count(client: FlaskClient, token: Token, resource_type: str, params: str) -> int:
