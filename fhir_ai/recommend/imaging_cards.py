@@ -29,13 +29,13 @@ def report_card(
     patient_id: str,
     base_url: str,
     problem_codes: frozenset[tuple[str, str]] | None,
-    view_url: str | None = None,
+    open_url: str,
 ) -> Card:
     """The card of one AI report; positive findings missing from the problem list are
     offered as provisional Conditions (only when the problem list is known).
 
-    ``view_url`` is the page the card's link opens in the clinician's browser (a signed
-    report view, see ``fhir_ai.reports``); without it the link names the FHIR resource.
+    ``open_url`` is what the card's link opens in the clinician's browser (see
+    :func:`fhir_ai.reports.links.open_report_url`).
     """
     positive = report.positive
     report_url = f"{base_url}/fhir/DiagnosticReport/{report.id}"
@@ -50,7 +50,7 @@ def report_card(
         detail=_detail(report),
         source=SOURCE,
         links=[
-            Link(label="Open the AI report", url=view_url or report_url, type=LinkType.ABSOLUTE)
+            Link(label="Open the AI report", url=open_url, type=LinkType.ABSOLUTE)
         ],
         suggestions=suggestions,
         selectionBehavior=SelectionBehavior.ANY if suggestions else None,
@@ -78,10 +78,10 @@ def pending_card(running: int, delayed: bool = False) -> Card:
 
 
 def duplicate_imaging_card(
-    order_title: str, prior: AiImagingReport, base_url: str, view_url: str | None = None
+    order_title: str, prior: AiImagingReport, open_url: str
 ) -> Card:
     """An info card: the patient already has a recent, AI-analysed study of this kind
-    (``view_url`` as in :func:`report_card`)."""
+    (``open_url`` as in :func:`report_card`)."""
     when = prior.effective.date().isoformat() if prior.effective else "recently"
     return Card(
         summary=_cut(f"Similar imaging on {when} ({prior.title}) already has an AI result"),
@@ -92,7 +92,7 @@ def duplicate_imaging_card(
         links=[
             Link(
                 label="Open the prior AI report",
-                url=view_url or f"{base_url}/fhir/DiagnosticReport/{prior.id}",
+                url=open_url,
                 type=LinkType.ABSOLUTE,
             )
         ],

@@ -83,3 +83,11 @@ def _read_key(path: Path) -> bytes:
             return key.encode()
         time.sleep(0.01)
     raise ConfigurationError(f"The report link key file {path} is empty")
+
+
+def open_report_url(links: ReportLinks | None, root_url: str, report_id: str) -> str:
+    """Where a CDS card's link to ``DiagnosticReport/<report_id>`` points: the signed report
+    view the clinician's browser can open, or the FHIR resource when no view is served."""
+    if links is None:
+        return f"{root_url}/fhir/DiagnosticReport/{report_id}"
+    return links.url(root_url, report_id)

@@ -11,7 +11,7 @@ from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.conditions import problem_list_codes
 from fhir_ai.recommend.imaging_cards import pending_card, report_card
-from fhir_ai.reports.links import ReportLinks
+from fhir_ai.reports.links import ReportLinks, open_report_url
 
 
 @dataclass
@@ -56,7 +56,7 @@ class ImagingFindingsService:
                 patient,
                 call.base_url,
                 problems,
-                self.links.url(call.base_url, r.id) if self.links else None,
+                open_report_url(self.links, call.base_url, r.id),
             )
             for r in imaging.reports
             if r.findings

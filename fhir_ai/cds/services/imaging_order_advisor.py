@@ -11,7 +11,7 @@ from fhir_ai.cds.models import Action, Card, CdsResponse
 from fhir_ai.cds.service import HookCall, utc_now
 from fhir_ai.cds.services.results import AiResultsReader
 from fhir_ai.recommend.imaging_cards import attach_prior_study, duplicate_imaging_card
-from fhir_ai.reports.links import ReportLinks
+from fhir_ai.reports.links import ReportLinks, open_report_url
 
 MAX_PRIOR_STUDIES = 50
 
@@ -64,8 +64,8 @@ class ImagingOrderAdvisor:
             if prior is None:
                 continue
             title = order.get("code", {}).get("text") or prior.title
-            view = self.links.url(call.base_url, prior.id) if self.links else None
-            cards.append(duplicate_imaging_card(title, prior, call.base_url, view))
+            view = open_report_url(self.links, call.base_url, prior.id)
+            cards.append(duplicate_imaging_card(title, prior, view))
             action = attach_prior_study(order, prior, call.base_url)
             if action is not None:
                 actions.append(action)

@@ -32,6 +32,7 @@ REPORT = AiImagingReport(
     title="Chest X-ray",
     findings=(AiFinding(*PNEUMONIA, "Pneumonia", 0.9, "POS", "pneumonia-cxr 1.0.0", None),),
 )
+OPEN_URL = "https://ai.example/fhir/DiagnosticReport/r1"
 
 
 def _create(resource: dict[str, object]) -> Suggestion:
@@ -72,12 +73,14 @@ def test_invalid_suggestions_and_system_actions_are_dropped(
 
 
 def test_a_valid_response_is_returned_as_is() -> None:
-    response = CdsResponse(cards=[report_card(REPORT, "p1", "https://ai.example", frozenset())])
+    response = CdsResponse(
+        cards=[report_card(REPORT, "p1", "https://ai.example", frozenset(), OPEN_URL)]
+    )
     assert without_invalid_actions(response, "svc") is response
 
 
 def test_the_products_action_resources_are_valid_r4() -> None:
-    imaging = report_card(REPORT, "p1", "https://ai.example", frozenset())
+    imaging = report_card(REPORT, "p1", "https://ai.example", frozenset(), OPEN_URL)
     finding = NoteFinding(
         codings=frozenset({PNEUMONIA}),
         display="Pneumonia",

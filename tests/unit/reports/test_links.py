@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
 
-from fhir_ai.reports.links import KEY_FILE, ReportLinks
+from fhir_ai.reports.links import KEY_FILE, ReportLinks, open_report_url
 from fhir_ai.settings import Settings
 
 
@@ -27,6 +27,17 @@ def test_a_link_opens_its_report_until_it_expires() -> None:
     assert links.valid(report, expires, signature)
     now[0] += 601
     assert not links.valid(report, expires, signature)
+
+
+def test_a_card_opens_the_signed_view_or_else_the_fhir_resource() -> None:
+    links = ReportLinks(b"k" * 32, ttl_s=600, clock=lambda: 1_000_000.0)
+    assert open_report_url(links, "https://ai.example", "r1") == links.url(
+        "https://ai.example", "r1"
+    )
+    assert (
+        open_report_url(None, "https://ai.example", "r1")
+        == "https://ai.example/fhir/DiagnosticReport/r1"
+    )
 
 
 def test_a_link_is_not_valid_for_another_report_a_later_expiry_or_another_key() -> None:
