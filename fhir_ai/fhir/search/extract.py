@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir_ai.fhir.search.dates import MAX, MIN, parse_range
+from fhir_ai.fhir.search.fhirpath import element_names
 from fhir_ai.fhir.search.parameters import SearchParameter
 
 MAX_VALUE = 255
@@ -50,7 +51,10 @@ def parse_reference(reference: str) -> tuple[str | None, str | None, str | None]
 def extract(resource: dict[str, Any], parameters: dict[str, SearchParameter]) -> IndexEntries:
     """Compute every index entry of ``resource`` for the given parameters."""
     entries = IndexEntries()
+    present = element_names(resource)
     for name, parameter in parameters.items():
+        if parameter.expression.roots.isdisjoint(present):
+            continue  # most parameters of a type name elements this resource lacks
         values = list(parameter.expression.evaluate(resource))
         if not values:
             continue

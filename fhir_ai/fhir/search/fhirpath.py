@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _CAST = re.compile(r"^\((?P<path>[A-Za-z.]+) as (?P<type>[A-Za-z]+)\)(?P<rest>(\.[A-Za-z]+)*)$")
@@ -56,6 +56,12 @@ class Expression:
     """A compiled search parameter expression: a union of paths."""
 
     paths: tuple[PathExpression, ...]
+    #: The elements the paths start from: a resource holding none of them (see
+    #: :func:`element_names`) yields nothing.
+    roots: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roots", frozenset(path.steps[0].name for path in self.paths))
 
     def evaluate(self, resource: dict[str, Any]) -> Iterator[Any]:
         """Yield every value of every branch."""
@@ -66,6 +72,16 @@ class Expression:
 def compile_expression(expression: str) -> Expression:
     """Compile a search parameter expression, or raise :class:`UnsupportedExpression`."""
     return Expression(tuple(_compile_branch(part.strip()) for part in expression.split("|")))
+
+
+def element_names(resource: dict[str, Any]) -> set[str]:
+    """The names under which a path step can find the resource's top-level elements: each
+    key and, for a choice element (``multipleBirthBoolean``), every shorter name that ends
+    before a capital (``multiple``, ``multipleBirth``)."""
+    names = set(resource)
+    for key in resource:
+        names.update(key[:at] for at in range(1, len(key)) if key[at].isupper())
+    return names
 
 
 def _compile_branch(text: str) -> PathExpression:

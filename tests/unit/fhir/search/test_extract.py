@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from fhir_ai.fhir.search.extract import extract, normalize_string, parse_reference
+from fhir_ai.fhir.search.fhirpath import element_names
 from fhir_ai.fhir.search.parameters import SearchRegistry
 
 REGISTRY = SearchRegistry.load()
@@ -57,3 +61,34 @@ def test_references_and_strings() -> None:
     assert parse_reference("urn:uuid:abc") == (None, None, "urn:uuid:abc")
     assert parse_reference("#c1") == (None, None, None)
     assert normalize_string("  ÉLODIE   de la  Cour ") == "elodie de la cour"
+
+
+def test_choice_elements_are_found_under_every_name_a_path_can_use() -> None:
+    names = element_names({"deceasedDateTime": "2020", "multipleBirthBoolean": True, "id": "x"})
+    assert {"deceased", "deceasedDateTime", "multipleBirth", "multiple", "id"} <= names
+    patient = {"resourceType": "Patient", "deceasedDateTime": "2020-05-01"}
+    entries = extract(patient, REGISTRY.parameters("Patient"))
+    assert [(d["param"], d["low"]) for d in entries.dates] == [("death-date", datetime(2020, 5, 1))]
+
+
+def _examples(folder: Path) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            document = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        entries = document.get("entry", []) if document.get("resourceType") == "Bundle" else []
+        found += [document] + [e["resource"] for e in entries if "resource" in e]
+    return [r for r in found if REGISTRY.supports(str(r.get("resourceType")))]
+
+
+def test_parameters_are_skipped_only_when_they_would_find_nothing(shared_data: Path) -> None:
+    examples = _examples(shared_data / "fhir")
+    assert len(examples) > 100
+    for resource in examples:
+        params = REGISTRY.parameters(resource["resourceType"])
+        present = element_names(resource)
+        for name, param in params.items():
+            if param.expression.roots.isdisjoint(present):
+                assert not list(param.expression.evaluate(resource)), (resource["id"], name)
