@@ -47,15 +47,17 @@ def stow_response(result: StowResult, base_url: str, study_uid: str | None) -> d
 def reason_warnings(result: StowResult) -> list[str]:
     """``Warning`` header values (RFC 9111 5.5, code 299 as PS3.18 uses it) with the whole
     reason of each refused or warned instance, which ErrorComment may cut."""
-    values = []
+    values: list[str] = []
     for outcome in result.outcomes:
+        if len(values) == MAX_REASON_WARNINGS:
+            break
         reason = outcome.message if not outcome.stored else "; ".join(outcome.warnings)
         if reason:
             uid = outcome.sop_instance_uid
             text = f"{uid}: {reason}" if uid else reason
             quoted = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in text)
             values.append(f'299 fhir-ai "{quoted}"')
-    return values[:MAX_REASON_WARNINGS]
+    return values
 
 
 def _long_string(text: str) -> str:

@@ -49,9 +49,7 @@ def report_card(
         indicator=Indicator.WARNING if positive else Indicator.INFO,
         detail=_detail(report),
         source=SOURCE,
-        links=[
-            Link(label="Open the AI report", url=open_url, type=LinkType.ABSOLUTE)
-        ],
+        links=[Link(label="Open the AI report", url=open_url, type=LinkType.ABSOLUTE)],
         suggestions=suggestions,
         selectionBehavior=SelectionBehavior.ANY if suggestions else None,
     )
@@ -77,9 +75,7 @@ def pending_card(running: int, delayed: bool = False) -> Card:
     )
 
 
-def duplicate_imaging_card(
-    order_title: str, prior: AiImagingReport, open_url: str
-) -> Card:
+def duplicate_imaging_card(order_title: str, prior: AiImagingReport, open_url: str) -> Card:
     """An info card: the patient already has a recent, AI-analysed study of this kind
     (``open_url`` as in :func:`report_card`)."""
     when = prior.effective.date().isoformat() if prior.effective else "recently"

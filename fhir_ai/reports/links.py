@@ -71,9 +71,10 @@ def _stored_key(path: Path) -> bytes:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return _read_key(path)
+    key = secrets.token_urlsafe(32)
     with os.fdopen(descriptor, "w") as out:
-        out.write(secrets.token_urlsafe(32))
-    return _read_key(path)
+        out.write(key)
+    return key.encode()
 
 
 def _read_key(path: Path) -> bytes:

@@ -227,7 +227,7 @@ class ScopeSet:
         """The broadest grant of one interaction on one type (includes aside)."""
         if self.allows(resource_type, interaction):
             return ALLOWED
-        by_patient_scope = False
+        patient_scope = False  # a patient/ scope grants it, within the patient's records
         for scope in self.scopes:
             if not scope.covers(resource_type, interaction):
                 continue
@@ -238,8 +238,8 @@ class ScopeSet:
                 continue
             if scope.context != "patient":
                 return ALLOWED
-            by_patient_scope = by_patient_scope or self.patient is not None
-        if not by_patient_scope:
+            patient_scope = True
+        if not patient_scope or self.patient is None:
             return DENIED
         if self.compartment.includes(resource_type):
             return Decision(True, frozenset({resource_type}))
