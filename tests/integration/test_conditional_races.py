@@ -11,12 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import POSTGRES_ADMIN_URL, build_app, make_settings
+from tests.conftest import build_app, make_settings, scratch_postgres
 from tests.dicom_helpers import distinct_studies, stow_body
 
 pytestmark = pytest.mark.integration
@@ -96,17 +95,12 @@ def test_racing_conditional_updates_make_one_resource(app: Flask, attempt: int) 
 @pytest.fixture
 def empty_app(tmp_path: Path) -> Iterator[Flask]:
     """An app on a PostgreSQL database of its own (no Endpoint yet)."""
-    name = f"fhir_ai_race_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    app = build_app(make_settings(tmp_path, database_url=f"{base}/{name}"))
-    yield app
-    app.extensions["fhir_ai.writer"].close()  # its audit events, before the database goes
-    for engine in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
-        app.extensions[engine].dispose()
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres("fhir_ai_race") as url:
+        app = build_app(make_settings(tmp_path, database_url=url))
+        yield app
+        app.extensions["fhir_ai.writer"].close()  # its audit events, before the database goes
+        for engine in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
+            app.extensions[engine].dispose()
 
 
 def test_first_studies_stored_at_once_share_one_endpoint(

@@ -3,20 +3,14 @@ failing kind of record does not lose the others."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 
 from fhir_ai.audit import write_audit_events
-from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import SearchQuery
-from fhir_ai.settings import Settings
 from fhir_ai.store.background import BackgroundWriter
 from fhir_ai.store.cds import CdsStore, IssuedCard, write_issued_cards
-from fhir_ai.store.database import create_db_engine, upgrade_schema
 from fhir_ai.store.repository import ResourceStore, StoreSession
+from tests.process_helpers import wait_for
 
 
 def _event(n: int) -> dict[str, object]:
@@ -37,21 +31,11 @@ def _count(store: ResourceStore) -> int:
         return session.search(SearchQuery("AuditEvent", summary_count=True), "").total or 0
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ResourceStore:
-    engine = create_db_engine(Settings(data_dir=tmp_path))
-    upgrade_schema(engine)
-    return ResourceStore(engine, SearchRegistry.load())
-
-
 def test_events_are_written_in_the_background_and_on_flush(store: ResourceStore) -> None:
     writer = BackgroundWriter(store, interval_s=0.05, max_batch=7)
     for n in range(30):
         writer.submit(write_audit_events, _event(n))
-    deadline = time.monotonic() + 10
-    while _count(store) < 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _count(store) == 30
+    assert wait_for(lambda: _count(store) == 30, timeout=10, interval=0.05)
     for n in range(5):
         writer.submit(write_audit_events, _event(n))
     writer.flush()
@@ -63,10 +47,7 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(store: Resourc
     writer = BackgroundWriter(store, interval_s=120, max_batch=5)
     for n in range(5):
         writer.submit(write_audit_events, _event(n))
-    deadline = time.monotonic() + 30  # far less than the interval
-    while _count(store) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _count(store) == 5
+    assert wait_for(lambda: _count(store) == 5, timeout=30, interval=0.05)  # interval: 120 s
     writer.close()
 
 

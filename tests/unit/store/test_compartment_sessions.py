@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,6 @@ from fhir_ai.errors import Forbidden, NotFound
 from fhir_ai.fhir.search.compartment import PatientCompartment, patient_compartment
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import SearchQuery, parse_query
-from fhir_ai.settings import Settings
-from fhir_ai.store.database import create_db_engine, upgrade_schema
 from fhir_ai.store.repository import ResourceStore, StoreSession
 
 REGISTRY = SearchRegistry.load()
@@ -33,10 +30,8 @@ def observation(subject: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ResourceStore:
-    engine = create_db_engine(Settings(data_dir=tmp_path))
-    upgrade_schema(engine)
-    store = ResourceStore(engine, REGISTRY)
+def store(store: ResourceStore) -> ResourceStore:
+    """The empty store (``conftest``) with two patients' records."""
     with store.session() as session:
         session.update({"resourceType": "Patient", "id": "p1"}, "p1")
         session.update({"resourceType": "Patient", "id": "p2"}, "p2")

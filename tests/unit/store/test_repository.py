@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 
 from fhir_ai.errors import Gone, NotFound, PreconditionFailed
-from fhir_ai.fhir.search.parameters import SearchRegistry
-from fhir_ai.settings import Settings
-from fhir_ai.store.database import create_db_engine, upgrade_schema
 from fhir_ai.store.repository import ResourceStore
 from fhir_ai.store.schema import search_tokens
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ResourceStore:
-    engine = create_db_engine(Settings(data_dir=tmp_path))
-    upgrade_schema(engine)
-    return ResourceStore(engine, SearchRegistry.load())
 
 
 def _status_rows(store: ResourceStore, code: str) -> int:
