@@ -40,7 +40,7 @@ from fhir_ai.errors import Forbidden
 from fhir_ai.fhir.references import ID_PATTERN
 from fhir_ai.security import jwt_claims as claims_of
 from fhir_ai.security.jwks import HttpJwksFetcher, KeyResolver, VerificationKey
-from fhir_ai.security.scopes import ScopeSet
+from fhir_ai.security.scopes import PATIENT_SHARED_TYPES, ScopeSet
 from fhir_ai.security.trust import AuthenticationFailed, TrustedIssuer, load_issuers
 from fhir_ai.settings import Settings
 
@@ -298,8 +298,8 @@ def capability_security(settings: Settings) -> dict[str, Any] | None:
         "description": (
             "SMART on FHIR access tokens (JWT) with system/, user/ and patient/ scopes; "
             "patient/ scopes reach only the token patient's compartment (FHIR R4 "
-            "CompartmentDefinition/patient) and, for reading, Practitioner, "
-            "PractitionerRole, Organization, Location and Medication; "
+            "CompartmentDefinition/patient) and, for reading, "
+            f"{', '.join(sorted(PATIENT_SHARED_TYPES))}; "
             "see /.well-known/smart-configuration"
         ),
     }

@@ -453,9 +453,8 @@ class StoreSession:
         compartment = self._confining(resource_type)
         if compartment is None:
             return True
-        if resource_type == "Patient":
-            return resource_id == compartment.patient_id
-        return bool(current.in_compartment) and not current.deleted
+        inside = bool(current.in_compartment) and not current.deleted
+        return compartment.may_replace(resource_type, resource_id, inside)
 
     def _entries(
         self, resource_type: str, resource_id: str, content: dict[str, Any]

@@ -84,6 +84,14 @@ class PatientCompartment:
         """True if resources of this type are visible only inside the compartment."""
         return resource_type in self.links
 
+    def may_replace(self, resource_type: str, resource_id: str, stored_inside: bool) -> bool:
+        """True if a stored resource may be updated or deleted: the patient itself (the
+        Patient rule of :meth:`may_write`), or a resource whose stored index rows put it in
+        the compartment (``stored_inside``)."""
+        if resource_type == "Patient":
+            return resource_id == self.patient_id
+        return stored_inside
+
     def may_write(
         self, resource_type: str, resource_id: str, references: Iterable[dict[str, Any]]
     ) -> bool:
