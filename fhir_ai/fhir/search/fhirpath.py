@@ -80,7 +80,8 @@ def element_names(resource: dict[str, Any]) -> set[str]:
     before a capital (``multiple``, ``multipleBirth``)."""
     names = set(resource)
     for key in resource:
-        names.update(key[:at] for at in range(1, len(key)) if key[at].isupper())
+        if not key.islower():  # only a name with a capital can be a typed choice element
+            names.update(key[:at] for at in range(1, len(key)) if key[at].isupper())
     return names
 
 
