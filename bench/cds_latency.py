@@ -96,10 +96,9 @@ from fhir_api import (
     vacuum_analyze,
     write_results,
 )
-from flask import Flask
 from jwt.algorithms import ECAlgorithm
 
-from fhir_ai.app import create_app
+from fhir_ai.app import close_app, create_app
 from fhir_ai.fhir.ai_results import IMAGING_ANALYSIS
 from fhir_ai.settings import Settings
 from fhir_ai.store.database import upgrade_schema
@@ -549,16 +548,6 @@ def cpu_per_call(
         )
     close_app(app)
     return "\n".join(lines)
-
-
-def close_app(app: Flask) -> None:
-    """Write what the app's background writer holds (its audit events), then close its
-    engines: before the scratch database goes, not at exit (where the writing failed)."""
-    if "fhir_ai.writer" in app.extensions:
-        app.extensions["fhir_ai.writer"].close()
-    for name in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):  # (where this version has it)
-        if name in app.extensions:
-            app.extensions[name].dispose()
 
 
 # -- reporting -------------------------------------------------------------------------

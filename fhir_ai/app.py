@@ -115,6 +115,15 @@ def create_app(
     return app
 
 
+def close_app(app: Flask) -> None:
+    """Release what :func:`create_app` opened: write what the background writer holds (audit
+    events, issued cards), then close the database pools. For an app that is done before
+    its process exits (a test's or benchmark's scratch database goes next)."""
+    app.extensions["fhir_ai.writer"].close()
+    for engine in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
+        app.extensions[engine].dispose()
+
+
 def _register_request_logging(app: Flask) -> None:
     @app.before_request
     def start_request() -> None:

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhir_ai.app import close_app
 from tests.conftest import build_app, make_settings, scratch_postgres
 from tests.dicom_helpers import distinct_studies, stow_body
 
@@ -98,9 +99,7 @@ def empty_app(tmp_path: Path) -> Iterator[Flask]:
     with scratch_postgres("fhir_ai_race") as url:
         app = build_app(make_settings(tmp_path, database_url=url))
         yield app
-        app.extensions["fhir_ai.writer"].close()  # its audit events, before the database goes
-        for engine in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
-            app.extensions[engine].dispose()
+        close_app(app)  # its audit events written, before the database goes
 
 
 def test_first_studies_stored_at_once_share_one_endpoint(
