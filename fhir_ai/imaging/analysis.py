@@ -1,7 +1,8 @@
 """Analysing a stored study with one model: the pipeline a worker runs for one Task.
 
-stored instances -> routed images -> decode and prepare -> batched forward pass ->
-study probability (the most suspicious image) -> Grad-CAM of that image -> FHIR results.
+stored instances -> routed images -> decode and prepare -> batched forward pass
+(probabilities and Grad-CAM maps together) -> study probability (the most suspicious image)
+and its map -> FHIR results.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fhir_ai.errors import DicomRejected, NotAnalysable, NotFound
 from fhir_ai.imaging.heatmap import overlay_png
 from fhir_ai.imaging.imaging_study import DICOM_UID
 from fhir_ai.imaging.model.card import ModelCard
+from fhir_ai.imaging.model.outputs import ImageAnalysis
 from fhir_ai.imaging.preprocess import PreparedImage, prepare
 from fhir_ai.imaging.report import AnalysisResult
 from fhir_ai.imaging.study_records import StudyRecords
@@ -37,11 +39,9 @@ class ImagingModel(Protocol):
     def card(self) -> ModelCard:
         """The model's card (name, version, input size, threshold)."""
 
-    def predict(self, batch: FloatArray) -> FloatArray:
-        """Calibrated probabilities of the positive finding, one per N x 1 x H x W input."""
-
-    def explain(self, image: FloatArray) -> FloatArray:
-        """A Grad-CAM map (H x W in [0, 1]) of one 1 x H x W input."""
+    def analyse(self, batch: FloatArray) -> list[ImageAnalysis]:
+        """Each N x 1 x H x W input's calibrated probability of the positive finding and its
+        Grad-CAM map (H x W in [0, 1])."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +135,16 @@ def analysis_result(
     report_code: dict[str, Any],
 ) -> AnalysisResult:
     """One forward pass over a study's images; the most suspicious one is explained."""
-    probabilities = model.predict(np.stack([i.model_input for i in images.images]))
-    best = int(np.argmax(probabilities))
-    heatmap = model.explain(images.images[best].model_input)
+    outputs = model.analyse(np.stack([i.model_input for i in images.images]))
+    best = max(range(len(outputs)), key=lambda i: outputs[i].probability)
     return AnalysisResult(
         key=key,
         study_reference=study_reference,
         study=study,
         card=model.card,
-        probability=float(probabilities[best]),
+        probability=outputs[best].probability,
         instance_uid=images.instances[best],
-        heatmap_png=overlay_png(images.images[best].display, heatmap),
+        heatmap_png=overlay_png(images.images[best].display, outputs[best].heatmap),
         report_code=report_code,
         cautions=images.cautions,
     )

@@ -13,35 +13,36 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from fhir_ai.imaging.model.card import ModelCard
+from fhir_ai.imaging.model.outputs import ImageAnalysis
 
 logger = logging.getLogger("fhir_ai.imaging.batching")
 
 FloatArray = npt.NDArray[np.float32]
-Forward = Callable[[FloatArray], FloatArray]  # N x ... inputs -> N outputs (any shape each)
+T = TypeVar("T")
 BatchObserver = Callable[[int, float], None]  # (batch size, forward seconds)
 
 
 @dataclass(slots=True)
-class _Pending:
+class _Pending(Generic[T]):
     item: FloatArray
-    result: Future[FloatArray] = field(default_factory=Future)
+    result: Future[T] = field(default_factory=Future)
 
 
-class DynamicBatcher:
-    """Runs ``forward`` (N x ... -> N) on batches gathered from many threads."""
+class DynamicBatcher(Generic[T]):
+    """Runs ``forward`` (N x ... inputs -> N outputs) on batches gathered from many threads."""
 
     def __init__(
         self,
-        forward: Forward,
+        forward: Callable[[FloatArray], Sequence[T]],
         max_batch: int,
         max_wait_s: float,
         observe: BatchObserver | None = None,
@@ -50,20 +51,20 @@ class DynamicBatcher:
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._observe = observe
-        self._waiting: queue.Queue[_Pending | None] = queue.Queue()
+        self._waiting: queue.Queue[_Pending[T] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self._thread.start()
 
-    def submit(self, item: FloatArray) -> Future[FloatArray]:
+    def submit(self, item: FloatArray) -> Future[T]:
         """Queue one input (C x H x W); its future holds its output."""
-        pending = _Pending(item)
+        pending: _Pending[T] = _Pending(item)
         self._waiting.put(pending)
         return pending.result
 
-    def predict(self, batch: FloatArray, timeout_s: float | None = None) -> FloatArray:
+    def outputs(self, batch: FloatArray, timeout_s: float | None = None) -> list[T]:
         """Outputs for ``batch`` (N x C x H x W), each item batched with other callers'."""
         futures = [self.submit(item) for item in batch]
-        return np.stack([f.result(timeout=timeout_s) for f in futures]).astype(np.float32)
+        return [f.result(timeout=timeout_s) for f in futures]
 
     def close(self) -> None:
         """Stop the inference thread after the inputs already queued."""
@@ -93,7 +94,7 @@ class DynamicBatcher:
                 batch.append(nxt)
             self._run_batch(batch)
 
-    def _run_batch(self, batch: list[_Pending]) -> None:
+    def _run_batch(self, batch: list[_Pending[T]]) -> None:
         started = time.perf_counter()
         try:
             outputs = self._forward(np.stack([p.item for p in batch]))
@@ -108,7 +109,7 @@ class DynamicBatcher:
         if self._observe:
             self._observe(len(batch), time.perf_counter() - started)
         for pending, output in zip(batch, outputs, strict=True):
-            pending.result.set_result(np.asarray(output, dtype=np.float32))
+            pending.result.set_result(output)
 
 
 class ImageClassifier(Protocol):
@@ -118,15 +119,13 @@ class ImageClassifier(Protocol):
     def card(self) -> ModelCard:
         """The model's card (name, version, input size, threshold)."""
 
-    def predict(self, batch: FloatArray) -> FloatArray:
-        """Outputs for N x C x H x W inputs."""
-
-    def explain_batch(self, images: FloatArray) -> FloatArray:
-        """Heatmaps (N x H x W) for N x C x H x W inputs."""
+    def analyse(self, batch: FloatArray) -> list[ImageAnalysis]:
+        """Probability and heatmap of each of N x C x H x W inputs."""
 
 
 class BatchedModel:
-    """A model shared by job threads: predictions batched, one thread in the model at a time."""
+    """A model shared by job threads: each image analysed in one pass with other jobs' images
+    (one inference thread runs the model)."""
 
     def __init__(
         self,
@@ -136,24 +135,12 @@ class BatchedModel:
         observe: BatchObserver | None = None,
     ) -> None:
         self.card = model.card
-        self._model = model
-        self._lock = threading.Lock()  # one pass through the shared model at a time
-        self._batcher = DynamicBatcher(self._forward, max_batch, max_wait_s, observe)
-        self._explainer = DynamicBatcher(self._explain, max_batch, max_wait_s)
+        self._batcher = DynamicBatcher(model.analyse, max_batch, max_wait_s, observe)
 
-    def _forward(self, batch: FloatArray) -> FloatArray:
-        with self._lock:
-            return self._model.predict(batch)
+    def analyse(self, batch: FloatArray) -> list[ImageAnalysis]:
+        """Probability and Grad-CAM heatmap of each input, batched with other jobs' inputs."""
+        return self._batcher.outputs(batch)
 
-    def _explain(self, batch: FloatArray) -> FloatArray:
-        with self._lock:
-            return self._model.explain_batch(batch)
-
-    def predict(self, batch: FloatArray) -> FloatArray:
-        """Calibrated probabilities, each input batched with other jobs' inputs."""
-        return self._batcher.predict(batch)
-
-    def explain(self, image: FloatArray) -> FloatArray:
-        """A Grad-CAM map, computed in one backward pass with other jobs' images."""
-        heat: FloatArray = self._explainer.predict(image[np.newaxis])[0]
-        return heat
+    def close(self) -> None:
+        """Stop the inference thread after the images already queued."""
+        self._batcher.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fhir_ai.imaging.model.data import FloatArray
@@ -71,9 +72,8 @@ def load_members(path: Path, device: torch.device) -> list[SmallResNet]:
     return [from_stored(state, architecture, device) for state in payload["members"]]
 
 
-@torch.no_grad()
 def mean_logits(
-    members: Sequence[nn.Module],
+    members: Sequence[SmallResNet],
     images: FloatArray,
     *,
     tta_hflip: bool,
@@ -81,18 +81,57 @@ def mean_logits(
     batch_size: int = 512,
 ) -> FloatArray:
     """The ensemble's mean logit per image (members x optional horizontal-flip TTA)."""
-    outputs: list[FloatArray] = []
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(images[start : start + batch_size]).to(device)
-        views = [batch, batch.flip(-1)] if tta_hflip else [batch]
-        total = torch.zeros(batch.shape[0], device=device)
-        with autocast:
-            for member in members:
-                for view in views:
-                    total += member(view).float()
-        outputs.append((total / (len(members) * len(views))).cpu().numpy())
+    outputs = [
+        _passes(members, images[start : start + batch_size], tta_hflip, device, False)[0]
+        for start in range(0, len(images), batch_size)
+    ]
     if not outputs:
         return np.zeros(0, dtype=np.float32)
-    result: FloatArray = np.concatenate(outputs).astype(np.float32)
-    return result
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def logits_and_heatmaps(
+    members: Sequence[SmallResNet], images: FloatArray, *, tta_hflip: bool, device: torch.device
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`mean_logits` of ``images`` (N x 1 x H x W) and, from the same pass, the
+    members' mean Grad-CAM of each unflipped image (N x H x W in [0, 1]: each member's map
+    upsampled to H x W and scaled to [0, 1], the mean scaled again)."""
+    logits, heat = _passes(members, images, tta_hflip, device, True)
+    return logits, unit_range(heat).cpu().numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def _passes(
+    members: Sequence[SmallResNet],
+    images: FloatArray,
+    tta_hflip: bool,
+    device: torch.device,
+    heatmaps: bool,
+) -> tuple[FloatArray, torch.Tensor]:
+    """Every member over every view: the mean logits and (if ``heatmaps``, else zeros) the
+    sum of the members' unit-range Grad-CAM maps of the unflipped view."""
+    batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)
+    views = [batch, batch.flip(-1)] if tta_hflip else [batch]
+    logits = torch.zeros(batch.shape[0], device=device)
+    heat = torch.zeros((batch.shape[0], *batch.shape[-2:]), device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for member in members:
+        for index, view in enumerate(views):
+            with autocast:
+                features = member.features(view)
+                logits += member.classify(features).float()
+            if heatmaps and index == 0:
+                cam = member.grad_cam(features.float())[:, None]
+                size = batch.shape[-2:]
+                cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+                heat += unit_range(cam[:, 0])
+    mean = (logits / (len(members) * len(views))).cpu().numpy().astype(np.float32)
+    return mean, heat
+
+
+def unit_range(maps: torch.Tensor) -> torch.Tensor:
+    """Each map (N x H x W) scaled so its minimum is 0 and its maximum 1 (all 0 if flat)."""
+    flat = maps.reshape(len(maps), -1)
+    low = flat.min(dim=1).values[:, None, None]
+    span = flat.max(dim=1).values[:, None, None] - low
+    return torch.where(span > 1e-8, (maps - low) / span.clamp_min(1e-8), 0.0)

@@ -4,6 +4,10 @@ CIFAR-style: a 3x3 stem at full resolution, stages of pre-activation basic block
 block of each later stage halves the resolution), then BN-ReLU (the Grad-CAM target layer,
 :data:`GRADCAM_LAYER`), global average pooling and one logit. An optional bilinear upsampling
 at the input lets a 28x28 image be seen at 56x56.
+
+Because the head is global average pooling then one linear unit, Grad-CAM at the target
+layer has a closed form (:meth:`SmallResNet.grad_cam`): the map comes with the forward pass
+that gives the logit, with no backward pass.
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ class SmallResNet(nn.Module):
         self.head = nn.Linear(channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The activations of :data:`GRADCAM_LAYER` (N x C x h x w) for N x 1 x H x W inputs."""
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
         if self.instance_norm_input:
@@ -68,7 +76,22 @@ class SmallResNet(nn.Module):
             x = (x - mean) / (x.std(dim=(1, 2, 3), keepdim=True) + 0.05)
         else:
             x = (x - 0.5) / 0.25
-        features = self.final_act(self.final_bn(self.blocks(self.stem(x))))
-        pooled = features.mean(dim=(2, 3))
-        logits: torch.Tensor = self.head(self.dropout(pooled))
+        features: torch.Tensor = self.final_act(self.final_bn(self.blocks(self.stem(x))))
+        return features
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """N logits from :meth:`features`."""
+        logits: torch.Tensor = self.head(self.dropout(features.mean(dim=(2, 3))))
         return logits.squeeze(1)
+
+    def grad_cam(self, features: torch.Tensor) -> torch.Tensor:
+        """Grad-CAM (Selvaraju et al. 2017) of the logit at :data:`GRADCAM_LAYER`: N x h x w.
+
+        The logit is ``head(mean(A))`` (dropout is the identity in eval mode), so its
+        gradient with respect to ``A[k, i, j]`` is ``w[k] / (h * w)`` at every position; the
+        Grad-CAM weights (the gradient's spatial mean) are the same, and the map is
+        ``ReLU(sum_k w[k] A[k]) / (h * w)``: what MONAI's ``GradCAM`` computes with a
+        backward pass (tested equal), here from the activations the logit was computed from.
+        """
+        weights = self.head.weight[0].to(features.dtype) / (features.shape[2] * features.shape[3])
+        return F.relu(torch.einsum("nchw,c->nhw", features, weights))

@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from fhir_ai.imaging.batching import DynamicBatcher
+from fhir_ai.imaging.batching import BatchedModel, DynamicBatcher
+from fhir_ai.imaging.model.outputs import ImageAnalysis
 
 
 def _sum_forward(batch: np.ndarray) -> np.ndarray:
@@ -23,7 +24,7 @@ def test_concurrent_inputs_share_batches_and_get_their_own_outputs() -> None:
 
     def job(i: int) -> None:
         barrier.wait()
-        results[i] = float(batcher.predict(np.full((1, 1, 2, 2), i, dtype=np.float32))[0])
+        results[i] = float(batcher.outputs(np.full((1, 1, 2, 2), i, dtype=np.float32))[0])
 
     threads = [threading.Thread(target=job, args=(i,)) for i in range(16)]
     for t in threads:
@@ -38,9 +39,9 @@ def test_concurrent_inputs_share_batches_and_get_their_own_outputs() -> None:
 def test_a_lone_input_is_not_held_back_beyond_the_wait() -> None:
     sizes: list[int] = []
     batcher = DynamicBatcher(_sum_forward, 16, 0.01, observe=lambda n, _s: sizes.append(n))
-    out = batcher.predict(np.ones((1, 1, 2, 2), dtype=np.float32), timeout_s=5)
+    out = batcher.outputs(np.ones((1, 1, 2, 2), dtype=np.float32), timeout_s=5)
     batcher.close()
-    assert out.tolist() == [4.0] and sizes == [1]
+    assert out == [4.0] and sizes == [1]
 
 
 def test_one_bad_input_fails_alone() -> None:
@@ -58,12 +59,30 @@ def test_one_bad_input_fails_alone() -> None:
     batcher.close()
 
 
-def test_batched_grad_cam_equals_one_image_at_a_time() -> None:
+def test_images_analysed_together_equal_one_at_a_time() -> None:
+    """Probabilities and Grad-CAM maps do not depend on the batch an image falls in (eval
+    mode: images do not interact), whether the batch is one job's or several jobs'."""
     from fhir_ai.imaging.model.inference import LoadedModel
 
     model = LoadedModel.load("pneumonia-cxr", device="cpu")
-    images = np.random.default_rng(7).random((3, 1, 28, 28), dtype=np.float32)
-    together = model.explain_batch(images)
-    alone = np.stack([model.explain(image) for image in images])
-    assert together.shape == (3, 28, 28)
-    assert np.allclose(together, alone, atol=1e-4)
+    images = np.random.default_rng(7).random((6, 1, 28, 28), dtype=np.float32)
+    alone = [model.analyse(image[None])[0] for image in images]
+    batched = BatchedModel(model, max_batch=6, max_wait_s=0.5)
+    barrier = threading.Barrier(len(images))
+    together: dict[int, ImageAnalysis] = {}
+
+    def job(i: int) -> None:
+        barrier.wait()
+        together[i] = batched.analyse(images[i : i + 1])[0]
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    batched.close()
+    assert sorted(together) == list(range(len(images)))
+    for i, single in enumerate(alone):
+        assert together[i].heatmap.shape == (28, 28)
+        assert together[i].probability == pytest.approx(single.probability, abs=1e-5)
+        assert np.allclose(together[i].heatmap, single.heatmap, atol=1e-4)

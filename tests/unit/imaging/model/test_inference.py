@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fhir_ai.errors import InvalidRequest
 from fhir_ai.imaging.model import MODEL_NAMES, model_dir
@@ -50,13 +51,17 @@ def test_predict_rejects_the_wrong_shape(models: dict[str, LoadedModel]) -> None
         models["pneumonia-cxr"].predict(np.zeros((2, 1, 64, 64), dtype=np.float32))
 
 
-def test_explain_gives_a_normalised_map_of_the_input_size(
+def _heatmap(model: LoadedModel, image: np.ndarray) -> np.ndarray:
+    return model.analyse(image[None])[0].heatmap
+
+
+def test_analyse_gives_a_normalised_map_of_the_input_size(
     models: dict[str, LoadedModel], npz_path: dict[str, Path]
 ) -> None:
     model = models["pneumonia-cxr"]
     val = load_split(npz_path["pneumonia-cxr"], "val", 1)
     image = val.images[int(np.flatnonzero(val.targets == 1)[0])]
-    heat = model.explain(image)
+    heat = _heatmap(model, image)
     assert heat.shape == (28, 28)
     assert heat.dtype == np.float32
     assert float(heat.min()) == pytest.approx(0.0, abs=1e-6)
@@ -64,19 +69,58 @@ def test_explain_gives_a_normalised_map_of_the_input_size(
     assert float(heat.std()) > 0.05
 
 
-def test_explain_leaves_predictions_unchanged(
-    models: dict[str, LoadedModel], npz_path: dict[str, Path]
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_analyse_gives_the_probabilities_of_predict(
+    name: str, models: dict[str, LoadedModel], npz_path: dict[str, Path]
 ) -> None:
-    model = models["pneumonia-cxr"]
-    images = load_split(npz_path["pneumonia-cxr"], "val", 1).images[:16]
+    model = models[name]
+    images = load_split(npz_path[name], "val", 1).images[:16]
     before = model.predict(images)
-    model.explain(images[0])
-    model.explain(images[1])
+    analysed = model.analyse(images)
+    np.testing.assert_allclose([a.probability for a in analysed], before, rtol=1e-6)
     np.testing.assert_array_equal(model.predict(images), before)
     assert not any(member.training for member in model.members)
 
 
-def test_explain_points_at_the_evidence(
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_heatmaps_are_monai_grad_cam(
+    name: str, models: dict[str, LoadedModel], npz_path: dict[str, Path]
+) -> None:
+    """The closed-form Grad-CAM of the forward pass equals MONAI's GradCAM (a backward pass
+    per member) on real images: each member's map scaled to [0, 1], averaged, scaled."""
+    from monai.visualize.class_activation_maps import GradCAM
+    from torch import nn
+
+    from fhir_ai.imaging.model.network import GRADCAM_LAYER
+
+    class OneLogit(nn.Module):  # the N x classes output MONAI's GradCAM expects
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x).unsqueeze(1)
+
+    def unit(maps: torch.Tensor) -> torch.Tensor:  # a map with no positive evidence is all 0
+        flat = maps.reshape(len(maps), -1)
+        low = flat.min(dim=1).values.reshape(-1, *[1] * (maps.ndim - 1))
+        span = flat.max(dim=1).values.reshape(-1, *[1] * (maps.ndim - 1)) - low
+        return torch.where(span > 1e-8, (maps - low) / span.clamp_min(1e-8), 0.0)
+
+    model = models[name]
+    images = load_split(npz_path[name], "val", 1).images[:8]
+    total = torch.zeros((len(images), *images.shape[-2:]))
+    for member in model.members:
+        cam = GradCAM(OneLogit(member).eval(), f"net.{GRADCAM_LAYER}", postprocessing=unit)
+        with torch.enable_grad():
+            total += cam(torch.from_numpy(images), class_idx=0)[:, 0].detach()
+    expected = unit(total / len(model.members)).numpy()
+    heatmaps = np.stack([a.heatmap for a in model.analyse(images)])
+    np.testing.assert_allclose(heatmaps, expected, atol=1e-5)
+    assert not any(member.training for member in model.members)
+
+
+def test_heatmap_points_at_the_evidence(
     models: dict[str, LoadedModel], npz_path: dict[str, Path]
 ) -> None:
     """Deletion check on real pneumonia images: blurring away the most attended quarter of
@@ -88,7 +132,7 @@ def test_explain_points_at_the_evidence(
     images = split.images[split.targets == 1][:24]
     drops = {"most": 0.0, "least": 0.0}
     for image in images:
-        heat = model.explain(image)
+        heat = _heatmap(model, image)
         mean = float(image.mean())
         for which, mask in (
             ("most", heat >= np.quantile(heat, 0.75)),
