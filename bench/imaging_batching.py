@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import torch
+from flask.testing import FlaskClient
 
 from bench.fhir_api import scratch_database
 from bench.imaging import MODEL, SAMPLE
-from fhir_ai.app import create_app
+from fhir_ai.app import close_app, create_app
 from fhir_ai.imaging.model.inference import LoadedModel
 from fhir_ai.imaging.preprocess import prepare
 from fhir_ai.settings import Settings
@@ -58,10 +59,8 @@ def backlog(settings: Settings, payloads: list[bytes]) -> None:
         assert response.status_code == 200, response.get_data(as_text=True)
 
 
-def completed(settings: Settings) -> tuple[int, int]:
+def completed(client: FlaskClient) -> tuple[int, int]:
     """(completed, all) imaging Tasks."""
-    app = create_app(settings)
-    client = app.test_client()
     done = client.get("/fhir/Task?code=imaging-analysis&status=completed&_summary=count")
     every = client.get("/fhir/Task?code=imaging-analysis&_summary=count")
     return int(done.get_json()["total"]), int(every.get_json()["total"])
@@ -86,14 +85,17 @@ def run(batch: int, payloads: list[bytes], redis_url: str, db_url: str | None) -
                "--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
     with (data / "worker.log").open("wb") as log:
         worker = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    app = create_app(settings)  # one app for the polls (not one per poll: CPU the worker needs)
+    client = app.test_client()
     try:
-        _wait(settings, lambda done, _every: done >= 1)  # the worker is up, its model loaded
-        started, done_at_start = time.perf_counter(), completed(settings)[0]
-        _wait(settings, lambda done, every: done >= every)
+        _wait(client, lambda done, _every: done >= 1)  # the worker is up, its model loaded
+        started, done_at_start = time.perf_counter(), completed(client)[0]
+        _wait(client, lambda done, every: done >= every)
         elapsed = time.perf_counter() - started
     finally:
         worker.terminate()
         worker.wait(timeout=120)
+        close_app(app)
     return (len(payloads) - done_at_start) / elapsed
 
 
@@ -111,10 +113,12 @@ def model_stage_ms(
     return (time.perf_counter() - started) / (passes * batch) * 1000
 
 
-def _wait(settings: Settings, condition: Callable[[int, int], bool], timeout: float = 3600) -> None:
+def _wait(
+    client: FlaskClient, condition: Callable[[int, int], bool], timeout: float = 3600
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done, every = completed(settings)
+        done, every = completed(client)
         if condition(done, every):
             return
         time.sleep(0.5)
