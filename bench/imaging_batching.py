@@ -3,14 +3,15 @@
 For each batch size (16, then 1; ``--sizes``) in the same run: a fresh SQLite store and a
 private Redis database; ``--jobs`` studies (made from a real chest radiograph, new UIDs
 each) are stored through the STOW-RS ingestion path, which queues one analysis Task per
-study; then one real worker (``--queues imaging --pool threads --concurrency 16``) is
-started with ``FHIR_AI_IMAGING_BATCH_SIZE`` set, and the time until every Task is completed
-gives jobs/s (the worker's start-up and first model load are excluded: the clock starts
-when the first Task completes). With ``--pg-url`` each batch size runs on its own scratch
+study; then one real worker (``--queues imaging --pool threads --concurrency 16``;
+``--processes N`` starts N of them) is started with ``FHIR_AI_IMAGING_BATCH_SIZE`` set, and
+the time until every Task is completed gives jobs/s (the worker's start-up and first model
+load are excluded: the clock starts when the first Task completes). With ``--pg-url`` each
+batch size runs on its own scratch
 PostgreSQL database instead (created beside that URL, dropped after). Prints both rates
 and their ratio (goal >= 2x on CPU with a batch of 16).
 
-Beside the jobs, it measures the model's own work per image (forward pass and Grad-CAM,
+Beside the jobs, it measures the model's own work per image (probabilities and Grad-CAM,
 in this process, one torch thread as a worker has) at each batch size: what batching can
 speed up. The job-level ratio is that speed-up diluted by the work batching does not touch
 (DICOM decode, preprocessing, heatmap PNG, Task and FHIR writes), so it is printed too.
@@ -66,7 +67,9 @@ def completed(client: FlaskClient) -> tuple[int, int]:
     return int(done.get_json()["total"]), int(every.get_json()["total"])
 
 
-def run(batch: int, payloads: list[bytes], redis_url: str, db_url: str | None) -> float:
+def run(
+    batch: int, payloads: list[bytes], redis_url: str, db_url: str | None, processes: int = 1
+) -> float:
     data = Path(tempfile.mkdtemp(prefix=f"bench-batch{batch}-"))
     settings = Settings(
         data_dir=data, database_url=db_url, broker_url=redis_url, log_level="WARNING",
@@ -80,11 +83,15 @@ def run(batch: int, payloads: list[bytes], redis_url: str, db_url: str | None) -
     )  # fmt: skip
     if db_url:
         env["FHIR_AI_DATABASE_URL"] = db_url
-    command = [sys.executable, "-m", "celery", "-A", "workers.main", "worker", "-Q", "imaging",
-               "--pool", "threads", "-c", str(THREADS), "--without-gossip", "--without-mingle",
-               "--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
-    with (data / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    workers = []
+    for index in range(processes):
+        command = [sys.executable, "-m", "celery", "-A", "workers.main", "worker", "-Q", "imaging",
+                   "--pool", "threads", "-c", str(THREADS), "--without-gossip", "--without-mingle",
+                   "--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
+        with (data / f"worker{index}.log").open("wb") as log:
+            workers.append(
+                subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            )
     app = create_app(settings)  # one app for the polls (not one per poll: CPU the worker needs)
     client = app.test_client()
     try:
@@ -93,8 +100,10 @@ def run(batch: int, payloads: list[bytes], redis_url: str, db_url: str | None) -
         _wait(client, lambda done, every: done >= every)
         elapsed = time.perf_counter() - started
     finally:
-        worker.terminate()
-        worker.wait(timeout=120)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=120)
         close_app(app)
     return (len(payloads) - done_at_start) / elapsed
 
@@ -131,6 +140,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--sizes", default="16,1")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="imaging worker processes (each with its own model, batcher and job threads)",
+    )
+    parser.add_argument(
         "--redis", default=os.environ.get("FHIR_AI_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
     )
     parser.add_argument(
@@ -150,11 +165,12 @@ def main() -> None:
     for size in sizes:
         database = scratch_database(args.pg_url, keep=False) if args.pg_url else nullcontext()
         with database as db_url:
-            rates[size] = run(size, payloads, args.redis, db_url)
+            rates[size] = run(size, payloads, args.redis, db_url, args.processes)
     print(f"database: {'PostgreSQL' if args.pg_url else 'SQLite'}")
     for size, rate in rates.items():
         print(
-            f"batch {size:>3}, {THREADS} job threads: {rate:8.2f} imaging jobs/s "
+            f"batch {size:>3}, {args.processes} x {THREADS} job threads: "
+            f"{rate:8.2f} imaging jobs/s "
             f"({1000 / rate:6.1f} ms per job; model work alone {stage[size]:6.1f} ms per image)"
         )
     if 16 in rates and 1 in rates:
