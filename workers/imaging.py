@@ -16,8 +16,9 @@ from celery import shared_task
 
 from fhir_ai.errors import NotAnalysable
 from fhir_ai.fhir.references import split_reference
-from fhir_ai.imaging.analysis import ImagingModel, StudyAnalyzer
+from fhir_ai.imaging.analysis import StudyAnalyzer
 from fhir_ai.imaging.batching import BatchedModel
+from fhir_ai.imaging.model.outputs import ImagingModel
 from fhir_ai.imaging.report import result_bundle
 from fhir_ai.imaging.routing import ModelRouter
 from fhir_ai.imaging.study_records import StudyRecords, StudyRecordSettings

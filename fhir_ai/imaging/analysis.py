@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,8 +18,7 @@ import numpy.typing as npt
 from fhir_ai.errors import DicomRejected, NotAnalysable, NotFound
 from fhir_ai.imaging.heatmap import overlay_png
 from fhir_ai.imaging.imaging_study import DICOM_UID
-from fhir_ai.imaging.model.card import ModelCard
-from fhir_ai.imaging.model.outputs import ImageAnalysis
+from fhir_ai.imaging.model.outputs import ImagingModel
 from fhir_ai.imaging.preprocess import PreparedImage, prepare
 from fhir_ai.imaging.report import AnalysisResult
 from fhir_ai.imaging.study_records import StudyRecords
@@ -30,18 +29,6 @@ from fhir_ai.store.repository import ResourceStore
 logger = logging.getLogger("fhir_ai.imaging")
 
 FloatArray = npt.NDArray[np.float32]
-
-
-class ImagingModel(Protocol):
-    """A loaded classifier (see :mod:`fhir_ai.imaging.model.inference`)."""
-
-    @property
-    def card(self) -> ModelCard:
-        """The model's card (name, version, input size, threshold)."""
-
-    def analyse(self, batch: FloatArray) -> list[ImageAnalysis]:
-        """Each N x 1 x H x W input's calibrated probability of the positive finding and its
-        Grad-CAM map (H x W in [0, 1])."""
 
 
 @dataclass(frozen=True, slots=True)

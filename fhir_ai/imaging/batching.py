@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fhir_ai.imaging.model.card import ModelCard
-from fhir_ai.imaging.model.outputs import ImageAnalysis
+from fhir_ai.imaging.model.outputs import ImageAnalysis, ImagingModel
 
 logger = logging.getLogger("fhir_ai.imaging.batching")
 
@@ -112,24 +111,13 @@ class DynamicBatcher(Generic[T]):
             pending.result.set_result(output)
 
 
-class ImageClassifier(Protocol):
-    """What :class:`BatchedModel` wraps (a loaded model; see ``model.inference``)."""
-
-    @property
-    def card(self) -> ModelCard:
-        """The model's card (name, version, input size, threshold)."""
-
-    def analyse(self, batch: FloatArray) -> list[ImageAnalysis]:
-        """Probability and heatmap of each of N x C x H x W inputs."""
-
-
 class BatchedModel:
     """A model shared by job threads: each image analysed in one pass with other jobs' images
     (one inference thread runs the model)."""
 
     def __init__(
         self,
-        model: ImageClassifier,
+        model: ImagingModel,
         max_batch: int,
         max_wait_s: float,
         observe: BatchObserver | None = None,

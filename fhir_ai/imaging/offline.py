@@ -17,10 +17,11 @@ from typing import Any
 import click
 
 from fhir_ai.errors import DicomRejected
-from fhir_ai.imaging.analysis import ImagingModel, StudyImages, analysis_result
+from fhir_ai.imaging.analysis import StudyImages, analysis_result
 from fhir_ai.imaging.dicom_parse import ParsedInstance, parse_instance
 from fhir_ai.imaging.imaging_study import DICOM_UID
 from fhir_ai.imaging.jobs import analysis_key
+from fhir_ai.imaging.model.outputs import ImagingModel
 from fhir_ai.imaging.preprocess import PreparedImage, prepare
 from fhir_ai.imaging.report import result_bundle
 from fhir_ai.imaging.routing import ModelRouter, patient_age_years

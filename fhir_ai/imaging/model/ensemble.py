@@ -110,7 +110,7 @@ def _passes(
 ) -> tuple[FloatArray, torch.Tensor]:
     """Every member over every view: the mean logits and (if ``heatmaps``, else zeros) the
     sum of the members' unit-range Grad-CAM maps of the unflipped view."""
-    batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)
+    batch = torch.from_numpy(images).to(device)
     views = [batch, batch.flip(-1)] if tta_hflip else [batch]
     logits = torch.zeros(batch.shape[0], device=device)
     heat = torch.zeros((batch.shape[0], *batch.shape[-2:]), device=device)
