@@ -7,9 +7,8 @@ study; then one real worker (``--queues imaging --pool threads --concurrency 16`
 ``--processes N`` starts N of them) is started with ``FHIR_AI_IMAGING_BATCH_SIZE`` set, and
 the time until every Task is completed gives jobs/s (the worker's start-up and first model
 load are excluded: the clock starts when the first Task completes). With ``--pg-url`` each
-batch size runs on its own scratch
-PostgreSQL database instead (created beside that URL, dropped after). Prints both rates
-and their ratio (goal >= 2x on CPU with a batch of 16).
+batch size runs on its own scratch PostgreSQL database instead (created beside that URL,
+dropped after). Prints both rates and their ratio (goal >= 2x on CPU with a batch of 16).
 
 Beside the jobs, it measures the model's own work per image (probabilities and Grad-CAM,
 in this process, one torch thread as a worker has) at each batch size: what batching can
