@@ -9,7 +9,16 @@ import pydicom
 import pytest
 
 from fhir_ai.errors import DicomRejected
-from fhir_ai.imaging.preprocess import decode, frame_of, prepare, to_display, to_grayscale
+from fhir_ai.imaging.preprocess import (
+    _histogram_percentiles,
+    _stored_range,
+    _to_display_per_pixel,
+    decode,
+    frame_of,
+    prepare,
+    to_display,
+    to_grayscale,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 SIZE = (28, 28)
@@ -94,3 +103,49 @@ def test_rgb_becomes_luma() -> None:
 def test_undecodable_pixels_are_refused(shared_data: Path) -> None:
     with pytest.raises(DicomRejected, match="cannot be decoded"):
         prepare((shared_data / "dicom" / "broken" / "966.dcm").read_bytes(), SIZE)
+
+
+@pytest.mark.parametrize("folder", ["transfer_syntaxes", "chest_radiographs"])
+def test_the_lookup_table_gives_the_pixel_by_pixel_display(shared_data: Path, folder: str) -> None:
+    through_table = 0
+    for path in _files(shared_data, folder):
+        if path.suffix != ".dcm" or path.name in _SKIPPED:
+            continue
+        dataset = pydicom.dcmread(path)
+        frame = frame_of(dataset)
+        expected = _to_display_per_pixel(dataset, frame)
+        display = to_display(dataset, frame)
+        assert display.dtype == np.float32 and display.shape == expected.shape, path.name
+        assert np.abs(display - expected).max() <= 1e-5, path.name
+        through_table += _stored_range(frame) is not None
+    assert through_table >= 3
+
+
+def test_signed_rescaled_windowed_frame_through_the_table() -> None:
+    rng = np.random.default_rng(5)
+    dataset = pydicom.Dataset()
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsStored = 16
+    dataset.PixelRepresentation = 1
+    dataset.RescaleSlope = "1"
+    dataset.RescaleIntercept = "-1024"
+    dataset.WindowCenter = "40"
+    dataset.WindowWidth = "400"
+    frame = rng.integers(-2000, 3000, size=(300, 260)).astype(np.int16)
+    assert _stored_range(frame) == (int(frame.min()), int(frame.max()) - int(frame.min()) + 1)
+    expected = _to_display_per_pixel(dataset, frame)
+    assert np.abs(to_display(dataset, frame) - expected).max() <= 1e-6
+    assert _stored_range(np.array([[0, 1 << 16]], dtype=np.int32)) is None  # too wide
+    assert _stored_range(frame.astype(np.float32)) is None
+
+
+def test_percentiles_from_a_histogram_are_numpys() -> None:
+    rng = np.random.default_rng(9)
+    levels = rng.normal(size=40).astype(np.float32)  # not sorted: a non-monotone LUT
+    for counts in (rng.integers(0, 50, size=40), np.eye(40, dtype=np.intp)[7] * 3):
+        values = np.repeat(levels, counts)
+        for percents in ((0.5, 99.5), (0.0, 100.0), (37.0, 61.0)):
+            expected = np.percentile(values, percents)
+            got = _histogram_percentiles(levels, counts, percents)
+            assert got == pytest.approx(tuple(expected), abs=1e-6)
