@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from fhir_ai.imaging.model import ensemble
-from fhir_ai.imaging.model.data import Dataset, IntArray, load_split
+from fhir_ai.imaging.model.data import Dataset, IntArray, load_split, stratified_folds
 from fhir_ai.imaging.model.metrics import roc_auc
 from fhir_ai.imaging.model.specs import AugmentSpec, ModelSpec, get_spec
 from fhir_ai.imaging.model.train import member_seeds, train_member
@@ -72,16 +72,6 @@ VARIANTS: dict[str, Callable[[ModelSpec], ModelSpec]] = {
         _arch(s, instance_norm_input=True, upsample=2, widths=(8, 16, 32)), ema_decay=0.99
     ),
 }
-
-
-def stratified_folds(targets: IntArray, folds: int, seed: int) -> IntArray:
-    """Fold number per image; each class dealt round-robin after a seeded shuffle."""
-    rng = np.random.default_rng(seed)
-    assignment = np.empty(len(targets), dtype=np.int64)
-    for value in np.unique(targets):
-        members = rng.permutation(np.flatnonzero(targets == value))
-        assignment[members] = np.arange(len(members)) % folds
-    return assignment
 
 
 def _member_logits(spec: ModelSpec, fit: Dataset, held: Dataset, seed: int) -> list[float]:

@@ -258,6 +258,15 @@ def _as_click_errors() -> Iterator[None]:
 )
 @click.option("--seed", type=int, default=None, help="Seed [default: the model's registered seed].")
 @click.option("--device", type=_DEVICES, default="auto", show_default=True)
+@click.option(
+    "--cross-fit",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="K",
+    help="Train every image but own test (and val, if the model calibrates on it) into the "
+    "members, and fit calibration and threshold on out-of-fold logits of K-fold cross-fitting "
+    "instead of a held-out share of train (for small local data sets).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, hidden=True)
 @click.option("--members", type=click.IntRange(min=1), default=None, hidden=True)
 @click.option("--limit", type=click.IntRange(min=10), default=None, hidden=True)
@@ -267,6 +276,7 @@ def train(
     out: Path | None,
     seed: int | None,
     device: str,
+    cross_fit: int | None,
     epochs: int | None,
     members: int | None,
     limit: int | None,
@@ -276,7 +286,7 @@ def train(
 
     _load_settings()
     with _as_click_errors():
-        run_train(model, data, out, seed, device, (epochs, members, limit))
+        run_train(model, data, out, seed, device, (epochs, members, limit, cross_fit))
 
 
 @main.command()

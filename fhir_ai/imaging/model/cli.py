@@ -17,17 +17,17 @@ def run_train(
     out: Path | None,
     seed: int | None,
     device: str,
-    overrides: tuple[int | None, int | None, int | None],
+    overrides: tuple[int | None, int | None, int | None, int | None],
 ) -> None:
     """Train into ``out`` (default: the packaged weights folder)."""
-    epochs, members, limit = overrides
+    epochs, members, limit, cross_fit = overrides
     train_model(
         model,
         data,
         out or model_dir(model),
         seed=seed,
         device=device,
-        overrides=Overrides(epochs=epochs, members=members, limit=limit),
+        overrides=Overrides(epochs=epochs, members=members, limit=limit, cross_fit=cross_fit),
     )
 
 

@@ -1,4 +1,4 @@
-"""MedMNIST ``.npz`` loading, label mapping and the stratified hold-out split."""
+"""MedMNIST ``.npz`` loading, label mapping, the stratified hold-out split and folds."""
 
 from __future__ import annotations
 
@@ -80,6 +80,17 @@ def stratified_split(
         for part, chunk in zip(parts, np.split(members, bounds), strict=True):
             part.append(chunk)
     return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in parts)
+
+
+def stratified_folds(targets: IntArray, folds: int, seed: int) -> IntArray:
+    """Fold number (0 to ``folds`` - 1) per image; each class dealt round-robin after a
+    seeded shuffle, so every fold has the class balance of the whole."""
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(targets), dtype=np.int64)
+    for value in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == value))
+        assignment[members] = np.arange(len(members)) % folds
+    return assignment
 
 
 def file_sha256(path: Path) -> str:

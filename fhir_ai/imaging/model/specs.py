@@ -63,6 +63,13 @@ class TrainSpec:
     own_test_fraction: float = 0.15
     calibration_fraction: float = 0.15
     calibrate_on_val: bool = False
+    #: Cross-fitting (0: off). With k folds, the final members train on every image but own
+    #: test (and val, with ``calibrate_on_val``), and calibration and threshold are fitted on
+    #: the out-of-fold mean logits of ``cross_fit_members`` members per fold, each trained
+    #: like the final ones on the other k - 1 folds: no image is held out of training for
+    #: calibration (scikit-learn's ``CalibratedClassifierCV(ensemble=False)``).
+    cross_fit_folds: int = 0
+    cross_fit_members: int = 2
     min_specificity: float | None = None
     ema_decay: float | None = None
     workers: int = 2

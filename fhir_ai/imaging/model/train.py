@@ -32,6 +32,7 @@ from fhir_ai.imaging.model.data import (
     FloatArray,
     file_sha256,
     load_split,
+    stratified_folds,
     stratified_split,
 )
 from fhir_ai.imaging.model.metrics import binary_metrics, choose_threshold, fit_platt, sigmoid
@@ -45,12 +46,17 @@ logger = logging.getLogger("fhir_ai.imaging.model.train")
 
 @dataclass(frozen=True, slots=True)
 class Splits:
-    """Train split three ways (fit, calibration, own test), plus the official val split."""
+    """Train split three ways (fit, calibration, own test), plus the official val split.
+
+    With cross-fitting, ``calibration`` is ``fit`` (scored out of fold), and ``val_rows``
+    says where val's images are in it (None: val is scored by the final members).
+    """
 
     fit: Dataset
     calibration: Dataset
     own_test: Dataset
     val: Dataset
+    val_rows: slice | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +66,33 @@ class Overrides:
     epochs: int | None = None
     members: int | None = None
     limit: int | None = None
+    cross_fit: int | None = None
 
 
 def make_splits(data: Path, spec: ModelSpec, seed: int, limit: int | None) -> Splits:
-    """Stratified own-test and calibration hold-outs from train; val as is."""
+    """Stratified own-test and calibration hold-outs from train; val as is.
+
+    Cross-fitting holds out own test alone (the same images as without it: the split
+    deals each class from the same seeded shuffle); the rest, with val when the spec
+    calibrates on it, is both fit and calibration.
+    """
+    hp = spec.train
     train = load_split(data, "train", spec.positive_label)
     val = load_split(data, "val", spec.positive_label)
     if limit is not None:
         train = train.subset(np.arange(min(limit, len(train))))
-    fractions = (spec.train.own_test_fraction, spec.train.calibration_fraction)
+    if hp.cross_fit_folds:
+        own_test, rest = stratified_split(train.targets, (hp.own_test_fraction,), seed)
+        if not hp.calibrate_on_val:
+            pool = train.subset(rest)
+            return Splits(pool, pool, train.subset(own_test), val)
+        pool = Dataset.concat(train.subset(rest), val)
+        val_rows = slice(len(rest), len(pool))
+        return Splits(pool, pool, train.subset(own_test), val, val_rows)
+    fractions = (hp.own_test_fraction, hp.calibration_fraction)
     own_test, calibration, fit = stratified_split(train.targets, fractions, seed)
     held = train.subset(calibration)
-    if spec.train.calibrate_on_val:
+    if hp.calibrate_on_val:
         held = Dataset.concat(held, val)
     return Splits(train.subset(fit), held, train.subset(own_test), val)
 
@@ -129,11 +150,19 @@ def _configure(hp: TrainSpec, device: torch.device) -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def _train_member_in_worker(spec: ModelSpec, fit: Dataset, seed: int) -> dict[str, torch.Tensor]:
+def _train_member_in_worker(spec: ModelSpec, job: MemberJob) -> dict[str, torch.Tensor]:
     """A CPU worker process: one thread, deterministic, logging to stderr like the parent."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     _configure(spec.train, torch.device("cpu"))
-    return train_member(spec, fit, seed, torch.device("cpu"))
+    return train_member(spec, job.fit, job.seed, torch.device("cpu"))
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJob:
+    """One member to train: its images and its seed."""
+
+    fit: Dataset
+    seed: int
 
 
 def member_seeds(hp: TrainSpec) -> list[int]:
@@ -141,21 +170,58 @@ def member_seeds(hp: TrainSpec) -> list[int]:
     return [hp.seed + 1000 * (m + 1) for m in range(hp.members)]
 
 
+def fold_member_seeds(hp: TrainSpec, fold: int) -> list[int]:
+    """The seeds of one fold's cross-fitting members (none is a final member's seed)."""
+    return [hp.seed + 100_000 * (fold + 1) + 1000 * (m + 1) for m in range(hp.cross_fit_members)]
+
+
 def train_members(
-    spec: ModelSpec, fit: Dataset, device: torch.device
+    spec: ModelSpec, jobs: list[MemberJob], device: torch.device
 ) -> list[dict[str, torch.Tensor]]:
     """Every member: on CUDA one after another; on CPU in ``workers`` single-thread processes.
 
-    A member's weights depend only on its seed, so the result is the same for any number
-    of worker processes.
+    A member's weights depend only on its images and seed, so the result is the same for
+    any number of worker processes.
     """
-    hp = spec.train
-    seeds = member_seeds(hp)
-    if device.type != "cpu" or hp.workers <= 1 or len(seeds) == 1:
-        return [train_member(spec, fit, seed, device) for seed in seeds]
+    if device.type != "cpu" or spec.train.workers <= 1 or len(jobs) == 1:
+        return [train_member(spec, job.fit, job.seed, device) for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(hp.workers, len(seeds)), mp_context=context) as pool:
-        return list(pool.map(_train_member_in_worker, repeat(spec), repeat(fit), seeds))
+    with ProcessPoolExecutor(min(spec.train.workers, len(jobs)), mp_context=context) as pool:
+        return list(pool.map(_train_member_in_worker, repeat(spec), jobs))
+
+
+class CrossFit:
+    """The folds of the fit images and each fold's members, trained on the other folds."""
+
+    def __init__(self, spec: ModelSpec, fit: Dataset) -> None:
+        self.spec = spec
+        self.fit = fit
+        self.folds = stratified_folds(fit.targets, spec.train.cross_fit_folds, spec.train.seed)
+
+    def jobs(self) -> list[MemberJob]:
+        """Fold by fold, each fold's members."""
+        return [
+            MemberJob(self.fit.subset(np.flatnonzero(self.folds != fold)), seed)
+            for fold in range(self.spec.train.cross_fit_folds)
+            for seed in fold_member_seeds(self.spec.train, fold)
+        ]
+
+    def out_of_fold_logits(
+        self, stored: list[dict[str, torch.Tensor]], device: torch.device
+    ) -> FloatArray:
+        """Each fit image's mean logit over the members of its fold (which never saw it)."""
+        per_fold = self.spec.train.cross_fit_members
+        logits = np.empty(len(self.fit), dtype=np.float32)
+        for fold in range(self.spec.train.cross_fit_folds):
+            members = [
+                ensemble.from_stored(s, self.spec.architecture, device)
+                for s in stored[fold * per_fold : (fold + 1) * per_fold]
+            ]
+            rows = np.flatnonzero(self.folds == fold)
+            logits[rows] = ensemble.mean_logits(
+                members, self.fit.images[rows], tta_hflip=self.spec.tta_hflip, device=device
+            )
+        return logits
 
 
 def train_model(
@@ -176,6 +242,7 @@ def train_model(
         seed=spec.train.seed if seed is None else seed,
         epochs=overrides.epochs or spec.train.epochs,
         members=overrides.members or spec.train.members,
+        cross_fit_folds=overrides.cross_fit or spec.train.cross_fit_folds,
     )
     spec = dataclasses.replace(spec, train=hp)
     torch_device = select_device(device)
@@ -192,7 +259,10 @@ def train_model(
         hp.epochs,
         torch_device,
     )
-    stored = train_members(spec, splits.fit, torch_device)
+    cross_fit = CrossFit(spec, splits.fit) if hp.cross_fit_folds else None
+    jobs = [MemberJob(splits.fit, seed) for seed in member_seeds(hp)]
+    trained = train_members(spec, jobs + (cross_fit.jobs() if cross_fit else []), torch_device)
+    stored = trained[: hp.members]
     members = [ensemble.from_stored(s, spec.architecture, torch_device) for s in stored]
 
     def logits(part: Dataset) -> FloatArray:
@@ -200,11 +270,15 @@ def train_model(
             members, part.images, tta_hflip=spec.tta_hflip, device=torch_device
         )
 
-    a, b = (round(v, 6) for v in fit_platt(logits(splits.calibration), splits.calibration.targets))
-    probabilities = {
-        part: sigmoid(a * logits(getattr(splits, part)) + b)
-        for part in ("calibration", "own_test", "val")
-    }
+    scores = {"own_test": logits(splits.own_test)}
+    if cross_fit is None:
+        scores |= {"calibration": logits(splits.calibration), "val": logits(splits.val)}
+    else:
+        scores["calibration"] = cross_fit.out_of_fold_logits(trained[hp.members :], torch_device)
+        rows = splits.val_rows
+        scores["val"] = logits(splits.val) if rows is None else scores["calibration"][rows]
+    a, b = (round(v, 6) for v in fit_platt(scores["calibration"], splits.calibration.targets))
+    probabilities = {part: sigmoid(a * z + b) for part, z in scores.items()}
     threshold = choose_threshold(
         splits.calibration.targets, probabilities["calibration"], hp.min_specificity
     )
@@ -239,12 +313,24 @@ def train_model(
 
 def _command(name: str, data: Path, seed: int, overrides: Overrides) -> str:
     parts = [f"fhir-ai train {name} --data {data} --seed {seed}"]
-    parts += [f"--{k} {v}" for k, v in dataclasses.asdict(overrides).items() if v is not None]
+    options = dataclasses.asdict(overrides).items()
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in options if v is not None]
     return " ".join(parts)
 
 
 def _split_text(spec: ModelSpec) -> str:
     hp = spec.train
+    if hp.cross_fit_folds:
+        pool = f"the other {1 - hp.own_test_fraction:.0%}"
+        if hp.calibrate_on_val:
+            pool += " plus the official val split"
+        return (
+            f"official train split stratified (seed {hp.seed}) into own test "
+            f"{hp.own_test_fraction:.0%} and the rest; {pool} train every member; Platt "
+            f"calibration and threshold on their out-of-fold logits ({hp.cross_fit_folds}-fold "
+            f"cross-fitting, {hp.cross_fit_members} members per fold); val figures are "
+            "out-of-fold; the official test split was not seen"
+        )
     fit = 1 - hp.own_test_fraction - hp.calibration_fraction
     calibration = f"{hp.calibration_fraction:.0%} of train"
     if hp.calibrate_on_val:
@@ -255,6 +341,20 @@ def _split_text(spec: ModelSpec) -> str:
         f"calibration and threshold on {calibration}; official val split reported; the official "
         "test split was not seen"
     )
+
+
+def _calibration_text(spec: ModelSpec) -> str:
+    hp = spec.train
+    if hp.cross_fit_folds:
+        return (
+            f"out-of-fold mean logits of every training image: {hp.cross_fit_folds}-fold "
+            f"cross-fitting, {hp.cross_fit_members} members per fold trained like the final "
+            "members on the other folds"
+        )
+    calibration = f"stratified {hp.calibration_fraction:.0%} hold-out of train"
+    if hp.calibrate_on_val:
+        calibration += " plus the official val split"
+    return calibration
 
 
 def _card(
@@ -269,9 +369,6 @@ def _card(
     wall_time_s: float,
 ) -> ModelCard:
     hp = spec.train
-    calibration = f"stratified {hp.calibration_fraction:.0%} hold-out of train"
-    if hp.calibrate_on_val:
-        calibration += " plus the official val split"
     hyperparameters: dict[str, float | int | str | bool | list[float] | list[int]] = {
         "batch_size": hp.batch_size,
         "optimizer": "AdamW",
@@ -281,6 +378,11 @@ def _card(
         "mixup_alpha": hp.mixup_alpha,
         "loss": "binary cross-entropy",
         "min_specificity": hp.min_specificity if hp.min_specificity is not None else "none",
+        **(
+            {"cross_fit_folds": hp.cross_fit_folds, "cross_fit_members": hp.cross_fit_members}
+            if hp.cross_fit_folds
+            else {}
+        ),
         "cpu_workers": hp.workers,
         "threads_per_worker": 1,
         **{f"augment_{k}": _plain(v) for k, v in dataclasses.asdict(hp.augment).items()},
@@ -306,7 +408,9 @@ def _card(
         ),
         input=spec.input,
         labels=spec.labels,
-        calibration=Calibration(parameters={"a": platt[0], "b": platt[1]}, fitted_on=calibration),
+        calibration=Calibration(
+            parameters={"a": platt[0], "b": platt[1]}, fitted_on=_calibration_text(spec)
+        ),
         threshold=Threshold(
             value=threshold,
             rationale=spec.threshold_rationale.format(min_specificity=hp.min_specificity or 0),

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fhir_ai.cli import main
-from fhir_ai.imaging.model.card import read_card
+from fhir_ai.imaging.model.card import ModelCard, read_card
 from fhir_ai.imaging.model.evaluate import RESULT_KEYS
 
 ENV = {"FHIR_AI_LOG_LEVEL": "WARNING"}
@@ -45,14 +45,18 @@ def test_evaluate_without_a_test_split_says_so(npz_path: dict[str, Path]) -> Non
     assert "no test split" in result.output
 
 
+def _train(model: str, data: Path, out: Path, *options: str) -> ModelCard:
+    """``fhir-ai train`` of one short member; the card it wrote."""
+    args = ["train", model, "--data", str(data), "--out", str(out), *options]
+    result = CliRunner().invoke(main, [*args, "--epochs", "1", "--members", "1"], env=ENV)
+    assert result.exit_code == 0, result.output
+    return read_card(out)
+
+
 @pytest.mark.slow
 def test_train_writes_loadable_weights_and_card(npz_path: dict[str, Path], tmp_path: Path) -> None:
     data = npz_path["pneumonia-cxr"]
-    args = ["train", "pneumonia-cxr", "--data", str(data), "--out", str(tmp_path), "--seed", "7"]
-    args += ["--epochs", "1", "--members", "1", "--limit", "300"]
-    result = CliRunner().invoke(main, args, env=ENV)
-    assert result.exit_code == 0, result.output
-    card = read_card(tmp_path)
+    card = _train("pneumonia-cxr", data, tmp_path, "--seed", "7", "--limit", "300")
     assert hashlib.sha256((tmp_path / "model.pt").read_bytes()).hexdigest() == card.weights_sha256
     assert card.training.seed == 7
     assert card.training.command.endswith("--seed 7 --epochs 1 --members 1 --limit 300")
@@ -61,3 +65,16 @@ def test_train_writes_loadable_weights_and_card(npz_path: dict[str, Path], tmp_p
     evaluated = CliRunner().invoke(main, [*args, "--weights", str(tmp_path)], env=ENV)
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.output)["accuracy"] == card.metrics["val"].accuracy
+
+
+@pytest.mark.slow
+def test_cross_fitted_training_calibrates_out_of_fold(
+    npz_path: dict[str, Path], tmp_path: Path
+) -> None:
+    options = ("--cross-fit", "3", "--limit", "100")
+    card = _train("breast-us", npz_path["breast-us"], tmp_path, *options)
+    assert card.training.command.endswith("--members 1 --limit 100 --cross-fit 3")
+    assert card.training.hyperparameters["cross_fit_folds"] == 3
+    assert "3-fold cross-fitting" in card.calibration.fitted_on
+    own_test = card.metrics["own_test"].n
+    assert card.metrics["calibration"].n == 100 - own_test + 78  # every other image, and val

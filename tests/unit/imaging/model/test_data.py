@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from fhir_ai.errors import InvalidRequest
-from fhir_ai.imaging.model.data import load_split, stratified_split, to_targets, to_unit_float
+from fhir_ai.imaging.model.data import (
+    load_split,
+    stratified_folds,
+    stratified_split,
+    to_targets,
+    to_unit_float,
+)
 from fhir_ai.imaging.model.specs import get_spec
 
 
@@ -59,3 +65,14 @@ def test_stratified_split_is_disjoint_complete_and_keeps_prevalence() -> None:
     assert targets[own_test].mean() == pytest.approx(0.75)
     again = stratified_split(targets, (0.15, 0.15), seed=3)
     assert all((a == b).all() for a, b in zip(again, (own_test, calibration, fit), strict=True))
+
+
+def test_folds_partition_each_class_evenly_and_repeat_with_the_seed() -> None:
+    targets = np.array([1] * 30 + [0] * 70, dtype=np.int64)
+    folds = stratified_folds(targets, 5, seed=11)
+    assert sorted(np.unique(folds).tolist()) == [0, 1, 2, 3, 4]
+    for fold in range(5):
+        assert (targets[folds == fold] == 1).sum() == 6
+        assert (folds == fold).sum() == 20
+    assert (stratified_folds(targets, 5, seed=11) == folds).all()
+    assert not (stratified_folds(targets, 5, seed=12) == folds).all()
