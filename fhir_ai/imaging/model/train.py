@@ -69,6 +69,14 @@ class Overrides:
     cross_fit: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MemberJob:
+    """One member to train: its images and its seed."""
+
+    fit: Dataset
+    seed: int
+
+
 def make_splits(data: Path, spec: ModelSpec, seed: int, limit: int | None) -> Splits:
     """Stratified own-test and calibration hold-outs from train; val as is.
 
@@ -155,14 +163,6 @@ def _train_member_in_worker(spec: ModelSpec, job: MemberJob) -> dict[str, torch.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     _configure(spec.train, torch.device("cpu"))
     return train_member(spec, job.fit, job.seed, torch.device("cpu"))
-
-
-@dataclass(frozen=True, slots=True)
-class MemberJob:
-    """One member to train: its images and its seed."""
-
-    fit: Dataset
-    seed: int
 
 
 def member_seeds(hp: TrainSpec) -> list[int]:
