@@ -19,6 +19,7 @@ from fhir_ai.cds.models import (
 from fhir_ai.fhir.ai_results import AiFinding, AiImagingReport
 from fhir_ai.recommend.conditions import add_problem
 from fhir_ai.recommend.markdown import escape
+from fhir_ai.reports.links import report_resource_url
 
 SOURCE = Source(label="fhir-ai imaging AI")
 _RESULT_WORD = {"POS": "positive", "NEG": "negative", "IND": "indeterminate"}
@@ -38,7 +39,7 @@ def report_card(
     :func:`fhir_ai.reports.links.open_report_url`).
     """
     positive = report.positive
-    report_url = f"{base_url}/fhir/DiagnosticReport/{report.id}"
+    report_url = report_resource_url(base_url, report.id)
     suggestions = [
         _provisional_condition(finding, patient_id, report_url)
         for finding in positive
@@ -100,7 +101,7 @@ def attach_prior_study(
 ) -> Action | None:
     """A system action: the whole draft order with the prior AI report added to its
     ``supportingInfo`` (None when the order already names it, or has no id to update)."""
-    url = f"{base_url}/fhir/DiagnosticReport/{prior.id}"
+    url = report_resource_url(base_url, prior.id)
     existing = order.get("supportingInfo") or []
     if not order.get("id") or any(ref.get("reference") == url for ref in existing):
         return None

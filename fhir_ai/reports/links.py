@@ -90,5 +90,10 @@ def open_report_url(links: ReportLinks | None, root_url: str, report_id: str) ->
     """Where a CDS card's link to ``DiagnosticReport/<report_id>`` points: the signed report
     view the clinician's browser can open, or the FHIR resource when no view is served."""
     if links is None:
-        return f"{root_url}/fhir/DiagnosticReport/{report_id}"
+        return report_resource_url(root_url, report_id)
     return links.url(root_url, report_id)
+
+
+def report_resource_url(root_url: str, report_id: str) -> str:
+    """The absolute URL of ``DiagnosticReport/<report_id>`` on this server's FHIR API."""
+    return f"{root_url}/fhir/DiagnosticReport/{report_id}"
