@@ -51,18 +51,20 @@ class LoadedModel:
         members = tuple(ensemble.load_members(weights, torch_device))
         return cls(card, torch_device, members)
 
-    def _check(self, images: FloatArray, ndim: int) -> None:
+    def _batch(self, images: FloatArray) -> FloatArray:
+        """``images`` as contiguous float32, refused unless N x 1 x H x W of the card's size."""
+        batch = np.ascontiguousarray(images, dtype=np.float32)
         expected = (1, *self.card.input.size)
-        if images.ndim != ndim or tuple(images.shape[-3:]) != expected:
+        if batch.ndim != 4 or tuple(batch.shape[-3:]) != expected:
             raise InvalidRequest(
-                f"{self.card.name} expects {'N x ' if ndim == 4 else ''}"
-                f"{' x '.join(map(str, expected))} images, got {tuple(images.shape)}"
+                f"{self.card.name} expects N x {' x '.join(map(str, expected))} images, "
+                f"got {tuple(batch.shape)}"
             )
+        return batch
 
     def predict(self, batch: FloatArray) -> FloatArray:
         """Calibrated probability of the positive finding for each N x 1 x H x W image."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        self._check(batch, 4)
+        batch = self._batch(batch)
         logits = ensemble.mean_logits(
             self.members,
             batch,
@@ -75,8 +77,7 @@ class LoadedModel:
         """Each N x 1 x H x W image's calibrated probability and Grad-CAM heatmap (H x W in
         [0, 1], the members' mean, for the positive logit of the unflipped image), from one
         pass of each member over the batch."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        self._check(batch, 4)
+        batch = self._batch(batch)
         logits, heatmaps = ensemble.logits_and_heatmaps(
             self.members,
             batch,
