@@ -84,19 +84,21 @@ def to_display(dataset: Dataset, frame: FloatArray) -> FloatArray:
     if cut[1] <= cut[0]:
         used = levels[np.bincount(index.ravel(), minlength=count) > 0]
         cut = (float(used.min()), float(used.max()))
-    table = _scaled(levels, *cut)
-    if str(dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        table = 1.0 - table
+    table = _bright_is_dense(dataset, _scaled(levels, *cut))
     display: FloatArray = np.take(table, index)
     return display
 
 
 def _to_display_per_pixel(dataset: Dataset, frame: FloatArray) -> FloatArray:
     """:func:`to_display` for float frames and integer frames of more than 16 bits."""
-    image = _unit_range(_to_values(dataset, frame))
+    return _bright_is_dense(dataset, _unit_range(_to_values(dataset, frame)))
+
+
+def _bright_is_dense(dataset: Dataset, scaled: FloatArray) -> FloatArray:
+    """Values in [0, 1] as MONOCHROME2 shows them: inverted when the image is MONOCHROME1."""
     if str(dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        image = 1.0 - image
-    return image
+        return 1.0 - scaled
+    return scaled
 
 
 def _to_values(dataset: Dataset, stored: FloatArray) -> FloatArray:
