@@ -91,11 +91,9 @@ def make_splits(data: Path, spec: ModelSpec, seed: int, limit: int | None) -> Sp
         train = train.subset(np.arange(min(limit, len(train))))
     if hp.cross_fit_folds:
         own_test, rest = stratified_split(train.targets, (hp.own_test_fraction,), seed)
-        if not hp.calibrate_on_val:
-            pool = train.subset(rest)
-            return Splits(pool, pool, train.subset(own_test), val)
-        pool = Dataset.concat(train.subset(rest), val)
-        val_rows = slice(len(rest), len(pool))
+        pool, val_rows = train.subset(rest), None
+        if hp.calibrate_on_val:
+            pool, val_rows = Dataset.concat(pool, val), slice(len(rest), len(rest) + len(val))
         return Splits(pool, pool, train.subset(own_test), val, val_rows)
     fractions = (hp.own_test_fraction, hp.calibration_fraction)
     own_test, calibration, fit = stratified_split(train.targets, fractions, seed)
