@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g, request
 from pydantic import ValidationError
 
 from fhir_ai.audit import audit_context
-from fhir_ai.cds.actions import without_invalid_actions
+from fhir_ai.cds.actions import ActionCheck
 from fhir_ai.cds.auth import CdsAuthenticator
 from fhir_ai.cds.models import describe_validation_error, first_error_path
 from fhir_ai.cds.prefetch import FhirReader, fhir_access, resolve_prefetch
@@ -45,6 +45,7 @@ def create_cds_blueprint(
 ) -> Blueprint:
     """The ``/cds-services`` blueprint."""
     bp = Blueprint("cds", __name__)
+    action_check = ActionCheck()
 
     def root_url() -> str:
         return public_url(settings)
@@ -99,7 +100,7 @@ def create_cds_blueprint(
             str(hook_request.fhirServer) if hook_request.fhirServer else None,
             root_url(),
         )
-        response = without_invalid_actions(service.evaluate(call), service.id)
+        response = action_check.without_invalid_actions(service.evaluate(call), service.id)
         audit_context().cards.extend(card.uuid for card in response.cards)
         for card in response.cards:  # remembered off the request path, with the audit
             issued = IssuedCard(

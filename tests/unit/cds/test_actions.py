@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from fhir_ai.cds.actions import without_invalid_actions
+from fhir_ai.cds.actions import ActionCheck
 from fhir_ai.cds.models import (
     Action,
     ActionType,
@@ -62,7 +62,7 @@ def test_invalid_suggestions_and_system_actions_are_dropped(
         ],
     )
     with caplog.at_level(logging.ERROR, logger="fhir_ai.cds"):
-        checked = without_invalid_actions(response, "svc")
+        checked = ActionCheck().without_invalid_actions(response, "svc")
     assert [c.uuid for c in checked.cards] == [card.uuid, "other"]  # the cards stay
     assert checked.cards[0].suggestions == [card.suggestions[0]]
     assert checked.cards[1].suggestions == [] and checked.cards[1].selectionBehavior is None
@@ -76,7 +76,7 @@ def test_a_valid_response_is_returned_as_is() -> None:
     response = CdsResponse(
         cards=[report_card(REPORT, "p1", "https://ai.example", frozenset(), OPEN_URL)]
     )
-    assert without_invalid_actions(response, "svc") is response
+    assert ActionCheck().without_invalid_actions(response, "svc") is response
 
 
 def test_the_products_action_resources_are_valid_r4() -> None:
@@ -105,4 +105,27 @@ def test_the_products_action_resources_are_valid_r4() -> None:
     assert attach is not None
     response = CdsResponse(cards=[imaging, notes], systemActions=[attach])
     assert imaging.suggestions and notes.suggestions
-    assert without_invalid_actions(response, "svc") is response
+    assert ActionCheck().without_invalid_actions(response, "svc") is response
+
+
+def test_the_verdict_of_each_content_is_remembered_and_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    check = ActionCheck(remembered=2)
+    good = {"resourceType": "Condition", "subject": {"reference": "Patient/p1"}}
+    bad = {**good, "onset": "x"}
+    reordered = {"subject": {"reference": "Patient/p1"}, "resourceType": "Condition"}
+
+    def view(resource: dict[str, object]) -> int:
+        response = CdsResponse(
+            cards=[], systemActions=[Action(type=ActionType.UPDATE, resource=resource)]
+        )
+        return len(check.without_invalid_actions(response, "svc").systemActions)
+
+    with caplog.at_level(logging.ERROR, logger="fhir_ai.cds"):
+        assert [view(good), view(reordered), view(bad), view(bad)] == [1, 1, 0, 0]
+    info = check._problems_of.cache_info()
+    assert (info.hits, info.misses, info.currsize) == (2, 2, 2)  # same content, any key order
+    assert len(caplog.records) == 2  # an invalid resource is logged on every response
+    assert view({**good, "id": "c1"}) == 1  # a new content is validated in full
+    assert check._problems_of.cache_info().currsize == 2
