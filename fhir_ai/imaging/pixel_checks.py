@@ -7,11 +7,13 @@ non-conformance return warnings.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
-from pydicom.pixels.utils import get_j2k_parameters
+from pydicom.pixels.utils import get_j2k_parameters, iter_pixels, pixel_array
 from pydicom.uid import UID, JPEGBaseline8Bit, JPEGExtended12Bit
 
 from fhir_ai.errors import DicomRejected
@@ -20,17 +22,48 @@ from fhir_ai.imaging.dicom_status import TRANSFER_SYNTAX_NOT_SUPPORTED
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _PIXEL_MODULE = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel")
 _TURBO_JPEG = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})
+T = TypeVar("T")
 
 
 def check_pixels(dataset: Dataset) -> list[str]:
-    """Decode every frame once; raise :class:`DicomRejected` or return warnings."""
+    """Decode every frame, one at a time (a long cine loop is never whole in memory);
+    raise :class:`DicomRejected` or return warnings."""
+    _check_pixel_module(dataset)
+    with _decoding(dataset):
+        decoded = _decoded_frames(dataset)
+    if decoded == 0:
+        raise DicomRejected("The pixel data is empty")
+    return _conformance_warnings(dataset)
+
+
+def decode_middle_frame(dataset: Dataset) -> Any:
+    """The only frame, or the middle one of a multi-frame image, decoded alone (the others
+    are not), with the failure reasons of :func:`check_pixels`."""
+    _check_pixel_module(dataset)
+    with _decoding(dataset):
+        frames = int(str(dataset.get("NumberOfFrames") or 1))
+        index = frames // 2 if frames > 1 else None
+        pixels = _with_turbo_jpeg(
+            dataset, lambda plugin: pixel_array(dataset, index=index, decoding_plugin=plugin)
+        )
+    if pixels.size == 0:
+        raise DicomRejected("The pixel data is empty")
+    return pixels
+
+
+def _check_pixel_module(dataset: Dataset) -> None:
     missing = [k for k in _PIXEL_MODULE if k not in dataset]
     if missing:
         raise DicomRejected(f"The Image Pixel module lacks {', '.join(missing)}")
+
+
+@contextmanager
+def _decoding(dataset: Dataset) -> Iterator[None]:
+    """Decoder errors as :class:`DicomRejected` with a reason (decoder warnings muted)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            frames = _pixel_array(dataset)
+            yield
         except NotImplementedError as error:
             raise DicomRejected(
                 "No decoder is available for this transfer syntax",
@@ -48,30 +81,34 @@ def check_pixels(dataset: Dataset) -> list[str]:
                 f"The pixel data cannot be interpreted ({type(error).__name__}: an Image Pixel "
                 "attribute is missing or inconsistent)"
             ) from error
-    if frames.size == 0:
-        raise DicomRejected("The pixel data is empty")
-    return _conformance_warnings(dataset)
 
 
-def _pixel_array(dataset: Dataset) -> Any:
-    """The decoded frames (kept by pydicom for later ``pixel_array`` reads).
+def _decoded_frames(dataset: Dataset) -> int:
+    """How many non-empty frames decode, decoding them one after the other (none kept)."""
 
-    8-bit grayscale JPEG goes to Pillow's libjpeg-turbo first: 4x faster than pylibjpeg's
-    libjpeg (4 against 17 ms for a 1024 x 1024 radiograph; lossy JPEG decoders may differ
-    by a grey level, which the standard allows). Whatever Pillow cannot decode, and every
-    other image, is decoded by pydicom's plugins in their own order.
+    def count(plugin: str) -> int:
+        return sum(frame.size > 0 for frame in iter_pixels(dataset, decoding_plugin=plugin))
+
+    return _with_turbo_jpeg(dataset, count)
+
+
+def _with_turbo_jpeg(dataset: Dataset, decode: Callable[[str], T]) -> T:
+    """``decode(plugin)`` with Pillow's libjpeg-turbo for 8-bit grayscale JPEG, else (and
+    if Pillow cannot decode it) with pydicom's plugins in their own order (``""``).
+
+    Pillow is 4x faster than pylibjpeg's libjpeg there (4 against 17 ms for a 1024 x 1024
+    radiograph; lossy JPEG decoders may differ by a grey level, which the standard allows).
     """
     if (
         dataset.file_meta.get("TransferSyntaxUID") in _TURBO_JPEG
         and dataset.get("BitsAllocated") == 8
         and dataset.get("SamplesPerPixel") == 1
     ):
-        dataset.pixel_array_options(decoding_plugin="pillow")
         try:
-            return dataset.pixel_array
+            return decode("pillow")
         except (NotImplementedError, RuntimeError, ValueError, OSError):
-            dataset.pixel_array_options()  # back to every plugin
-    return dataset.pixel_array
+            pass  # every plugin, below
+    return decode("")
 
 
 def _value_reason(message: str) -> str:

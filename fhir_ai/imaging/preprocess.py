@@ -7,7 +7,6 @@ The square crop then resize follows how MedMNIST made its 28x28 training images.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
 from fhir_ai.errors import DicomRejected
 from fhir_ai.imaging.dicom_parse import read_dataset
-from fhir_ai.imaging.pixel_checks import check_pixels
+from fhir_ai.imaging.pixel_checks import decode_middle_frame
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -35,24 +34,19 @@ class PreparedImage:
 
 
 def decode(data: bytes) -> Dataset:
-    """The data set of stored bytes, with pixel data that decodes (else DicomRejected)."""
+    """The data set of stored bytes, if it has pixel data (else DicomRejected); its frames
+    are decoded by :func:`frame_of`, which decodes only the one analysed."""
     dataset = read_dataset(data)
     if "PixelData" not in dataset:
         raise DicomRejected("The instance has no pixel data to analyse")
-    check_pixels(dataset)
     return dataset
 
 
 def frame_of(dataset: Dataset) -> FloatArray:
-    """The frame to analyse: the only one, or the middle one of a multi-frame image."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pixels = dataset.pixel_array
-    frames = int(str(dataset.get("NumberOfFrames") or 1))
-    samples = int(dataset.get("SamplesPerPixel", 1))
-    if frames > 1:
-        pixels = pixels[frames // 2]
-    if samples > 1:
+    """The frame to analyse: the only one, or the middle one of a multi-frame image (the
+    others are not decoded; DicomRejected if that one does not decode)."""
+    pixels = decode_middle_frame(dataset)
+    if int(dataset.get("SamplesPerPixel", 1)) > 1:
         pixels = to_grayscale(pixels)
     return np.asarray(pixels)
 

@@ -9,6 +9,7 @@ import pydicom
 import pytest
 
 from fhir_ai.errors import DicomRejected
+from fhir_ai.imaging.pixel_checks import check_pixels
 from fhir_ai.imaging.preprocess import (
     _histogram_percentiles,
     _stored_range,
@@ -92,6 +93,34 @@ def test_monochrome1_chest_has_bright_bones_and_dark_lungs(shared_data: Path) ->
 def test_multi_frame_takes_the_middle_frame(shared_data: Path) -> None:
     dataset = pydicom.dcmread(shared_data / "dicom" / "transfer_syntaxes" / "emri_small.dcm")
     assert np.array_equal(frame_of(dataset), dataset.pixel_array[5])
+
+
+def test_a_cine_loop_decodes_only_its_middle_frame(shared_data: Path) -> None:
+    path = shared_data / "dicom" / "transfer_syntaxes" / "examples_ybr_color.dcm"  # 30 frames
+    whole = pydicom.dcmread(path).pixel_array
+    dataset = pydicom.dcmread(path)
+    middle = frame_of(dataset)
+    assert np.array_equal(middle, to_grayscale(whole[15]))
+    assert dataset._pixel_array is None  # the 30-frame array was never built
+
+
+def test_what_ingestion_refuses_for_its_pixels_the_worker_refuses(shared_data: Path) -> None:
+    refused = 0
+    for path in sorted((shared_data / "dicom" / "broken").iterdir()):
+        try:
+            dataset = pydicom.dcmread(path)
+        except Exception:  # not DICOM at all: refused before any pixel is looked at
+            continue
+        if "PixelData" not in dataset or "TransferSyntaxUID" not in dataset.file_meta:
+            continue
+        try:
+            check_pixels(dataset)
+        except DicomRejected as ingestion:
+            with pytest.raises(DicomRejected) as worker:
+                frame_of(pydicom.dcmread(path))
+            assert worker.value.message == ingestion.message, path.name
+            refused += 1
+    assert refused >= 4
 
 
 def test_rgb_becomes_luma() -> None:
