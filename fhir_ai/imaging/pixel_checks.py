@@ -1,4 +1,6 @@
-"""Does the pixel data decode? The check STOW-RS runs before it stores an image.
+"""Does the pixel data decode? The check STOW-RS runs before it stores an image
+(:func:`check_pixels`), and the decoding of the one frame a worker analyses
+(:func:`decode_middle_frame`), refused for the same reasons.
 
 Each failure names the rule (never a value); the checks that pass but find a
 non-conformance return warnings.
