@@ -320,14 +320,15 @@ def _split_text(spec: ModelSpec) -> str:
     hp = spec.train
     if hp.cross_fit_folds:
         pool = f"the other {1 - hp.own_test_fraction:.0%}"
+        val = "val figures are from the final members"
         if hp.calibrate_on_val:
-            pool += " plus the official val split"
+            pool, val = pool + " plus the official val split", "val figures are out-of-fold"
         return (
             f"official train split stratified (seed {hp.seed}) into own test "
             f"{hp.own_test_fraction:.0%} and the rest; {pool} train every member; Platt "
             f"calibration and threshold on their out-of-fold logits ({hp.cross_fit_folds}-fold "
-            f"cross-fitting, {hp.cross_fit_members} members per fold); val figures are "
-            "out-of-fold; the official test split was not seen"
+            f"cross-fitting, {hp.cross_fit_members} members per fold); {val}; the official "
+            "test split was not seen"
         )
     fit = 1 - hp.own_test_fraction - hp.calibration_fraction
     calibration = f"{hp.calibration_fraction:.0%} of train"

@@ -13,7 +13,7 @@ from fhir_ai.imaging.model import ensemble
 from fhir_ai.imaging.model.data import FloatArray
 from fhir_ai.imaging.model.network import SmallResNet
 from fhir_ai.imaging.model.specs import ModelSpec, get_spec
-from fhir_ai.imaging.model.train import CrossFit, make_splits, member_seeds
+from fhir_ai.imaging.model.train import CrossFit, _split_text, make_splits, member_seeds
 
 CPU = torch.device("cpu")
 
@@ -77,3 +77,17 @@ def test_each_fold_is_scored_only_by_members_that_never_saw_it(
         )
         assert logits[rows] == pytest.approx(own, abs=1e-6)
     assert len(np.unique(np.round(logits, 5))) > 5  # the folds' members differ
+
+
+@pytest.mark.parametrize("calibrate_on_val", [False, True])
+def test_the_card_says_who_scored_val(calibrate_on_val: bool) -> None:
+    spec = _cross_fitted("breast-us")
+    spec = dataclasses.replace(
+        spec, train=dataclasses.replace(spec.train, calibrate_on_val=calibrate_on_val)
+    )
+    text = _split_text(spec)
+    assert ("plus the official val split" in text) is calibrate_on_val
+    if calibrate_on_val:  # val is in the pool: each fold's members score its val images
+        assert "val figures are out-of-fold" in text
+    else:  # val is outside the pool: the final members score it
+        assert "val figures are from the final members" in text
