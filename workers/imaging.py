@@ -22,6 +22,7 @@ from fhir_ai.imaging.model.outputs import ImagingModel
 from fhir_ai.imaging.report import result_bundle
 from fhir_ai.imaging.routing import ModelRouter
 from fhir_ai.imaging.study_records import StudyRecords, StudyRecordSettings
+from fhir_ai.jobs.completion import JobResults
 from fhir_ai.jobs.task_resource import JOB_KEYS, parameter
 from fhir_ai.store.dicom import DicomIndex
 from fhir_ai.store.objects import FileObjectStore
@@ -92,19 +93,18 @@ def imaging_runtime() -> ImagingRuntime:
 
 def analyze_study(task: Any, task_id: str) -> dict[str, Any]:
     """Run the analysis a Task describes and record its outcome on the Task."""
-    return run_job(task, task_id, lambda job: [run_analysis(job)], "analysis")
+    return run_job(task, task_id, run_analysis, "analysis")
 
 
-def run_analysis(job: dict[str, Any]) -> str:
-    """Analyse the job's study and store its results; the DiagnosticReport reference."""
+def run_analysis(job: dict[str, Any]) -> JobResults:
+    """Analyse the job's study; its results, the DiagnosticReport the Task's output."""
     model = parameter(job, "model")
     focus = split_reference(job.get("focus", {}).get("reference", "ImagingStudy"))
     key = next(i["value"] for i in job["identifier"] if i.get("system") == JOB_KEYS)
     if not model or focus.resource_type != "ImagingStudy" or not focus.id:
         raise NotAnalysable("The Task names no ImagingStudy focus or no model input")
     result = imaging_runtime().analyzer.analyze(focus.id, model, key)
-    written = worker_runtime().write(result_bundle(result))
-    return next(ref for ref in written if ref.startswith("DiagnosticReport/"))
+    return JobResults.of(result_bundle(result), "DiagnosticReport")
 
 
 analyze_study_task = shared_task(

@@ -1,6 +1,9 @@
 """The life of one job in a worker: start its Task, run it, record the outcome.
 
-Shared by every job task. A redelivered job finds its Task finished and does nothing;
+Shared by every job task. The job's results and its Task's completion are written in one
+transaction (:mod:`fhir_ai.jobs.completion`). A redelivered job finds its Task finished
+and does nothing; one whose Task finished while it ran (a redelivered copy that was
+quicker) writes nothing;
 bad input (any :class:`FhirAiError`) fails the Task once, with the reason, unretried; so
 does a defect (any other exception, which would otherwise leave the Task in progress
 forever), logged with its type and traceback but not its message; a database that is
@@ -24,7 +27,9 @@ from typing import Any, Final
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from fhir_ai.errors import FhirAiError
+from fhir_ai.errors import FhirAiError, PreconditionFailed
+from fhir_ai.jobs.completion import JobResults, completing, output_references
+from fhir_ai.jobs.task_resource import ACTIVE_STATES
 from workers import metrics
 from workers.runtime import worker_runtime
 from workers.time_limits import JobClock, JobExpired, Watchdog, checkpoint, job_clock, warm_shutdown
@@ -34,8 +39,10 @@ RETRY_BACKOFF_S: Final = 10
 MAX_RETRIES: Final = 5
 TIMEOUT: Final = "timeout"
 
-#: Runs the job its Task describes; returns the references of what it wrote.
-JobWork = Callable[[dict[str, Any]], list[str]]
+#: Runs the job its Task describes; returns its results, written by :func:`run_job`.
+JobWork = Callable[[dict[str, Any]], JobResults]
+#: How many times a completion is tried against a Task that changed but is still active.
+COMPLETION_ATTEMPTS: Final = 3
 
 
 def run_job(task: Any, task_id: str, work: JobWork, what: str) -> dict[str, Any]:
@@ -47,9 +54,9 @@ def run_job(task: Any, task_id: str, work: JobWork, what: str) -> dict[str, Any]
         if job is None:
             return {"task": task_id, "status": "already-finished"}
         failure: tuple[str, str] | None = None
-        outputs: list[str] = []
+        outputs: list[str] | None = None
         try:
-            outputs = work(job)
+            outputs = _complete(task_id, job, work(job))
         except FhirAiError as error:  # bad input: fails once, with the reason
             failure = (error.message, error.issue_code)
         except SoftTimeLimitExceeded:  # prefork: Celery's own soft limit
@@ -71,12 +78,39 @@ def run_job(task: Any, task_id: str, work: JobWork, what: str) -> dict[str, Any]
                 "the worker log has the details",
                 "exception",
             )
-        if not _may_record(clock):
-            return _expired(task, task_id, clock)
         if failure is not None:
+            if not _may_record(clock):
+                return _expired(task, task_id, clock)
             return _failed(task, task_id, *failure)
-        runtime.jobs.complete(task_id, outputs)
+        if outputs is None:
+            return {"task": task_id, "status": "already-finished"}
+        runtime.jobs.notify_completed(task_id)
     return {"task": task_id, "status": "completed", "outputs": outputs}
+
+
+def _complete(task_id: str, job: dict[str, Any], results: JobResults) -> list[str] | None:
+    """Write ``results`` and complete the Task in one transaction; the outputs' references,
+    or None when the Task has finished meanwhile (nothing written).
+
+    The write is the stage boundary where a job past its soft time limit stops
+    (:class:`~workers.time_limits.JobExpired`, nothing written). A Task that changed since
+    ``job`` was read but is still active (a redelivered copy of the job started it again)
+    is completed from its current version.
+    """
+    runtime = worker_runtime()
+    for _ in range(COMPLETION_ATTEMPTS):
+        try:
+            return output_references(results, runtime.write(completing(results, job)))
+        except PreconditionFailed:
+            current = runtime.jobs.task(task_id)
+            if current.get("status") not in ACTIVE_STATES:
+                logger.info("job finished elsewhere; its result is discarded",
+                            extra={"task_id": task_id})  # fmt: skip
+                return None
+            if current["meta"]["versionId"] == job["meta"]["versionId"]:
+                raise  # not the Task's version: a result entry's own precondition
+            job = current
+    raise PreconditionFailed("The Task kept changing while its job completed")
 
 
 def _log_defect(task_id: str, error: Exception) -> None:

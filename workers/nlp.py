@@ -15,6 +15,7 @@ from celery import shared_task
 
 from fhir_ai.errors import FhirAiError, NotFound
 from fhir_ai.fhir.references import split_reference
+from fhir_ai.jobs.completion import JobResults
 from workers.jobs import MAX_RETRIES, run_job
 from workers.runtime import worker_runtime
 
@@ -23,16 +24,12 @@ logger = logging.getLogger("workers.nlp")
 
 def extract_document(task: Any, task_id: str) -> dict[str, Any]:
     """Run the extraction a Task describes and record its outcome on the Task."""
-    return run_job(task, task_id, _extraction_outputs, "extraction")
+    return run_job(task, task_id, run_extraction, "extraction")
 
 
-def _extraction_outputs(job: dict[str, Any]) -> list[str]:
-    report = run_extraction(job)
-    return [report] if report else []
-
-
-def run_extraction(job: dict[str, Any]) -> str | None:
-    """Extract from the Task's document version; the extraction DiagnosticReport reference."""
+def run_extraction(job: dict[str, Any]) -> JobResults:
+    """Extract from the Task's document version; the results, the extraction
+    DiagnosticReport the Task's output."""
     from fhir_ai.nlp.extract import extract_for_resource
 
     runtime = worker_runtime()
@@ -43,8 +40,7 @@ def run_extraction(job: dict[str, Any]) -> str | None:
     if stored.content is None:
         raise NotFound(f"{kind}/{resource_id} is deleted")
     bundle = extract_for_resource(stored.content, _binary_reader(), runtime.settings)
-    written = runtime.write(bundle)
-    return next((ref for ref in written if ref.startswith("DiagnosticReport/")), None)
+    return JobResults.of(bundle, "DiagnosticReport")
 
 
 def extract_text(task: Any, text: str, subject: str | None) -> dict[str, Any]:

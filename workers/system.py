@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import shared_task
 
+from fhir_ai.jobs.completion import JobResults
 from fhir_ai.jobs.probe import MAX_PROBE_SECONDS, probe_result
 from fhir_ai.jobs.resend import resend_follow_ups, resend_pending
 from fhir_ai.jobs.task_resource import JOB_KEYS, parameter
@@ -44,11 +45,11 @@ def probe(task: Any, task_id: str) -> dict[str, Any]:
     return run_job(task, task_id, _probe_outputs, "probe")
 
 
-def _probe_outputs(job: dict[str, Any]) -> list[str]:
+def _probe_outputs(job: dict[str, Any]) -> JobResults:
     seconds = float(parameter(job, "seconds") or 0)
     time.sleep(min(max(seconds, 0.0), MAX_PROBE_SECONDS))
     key = next(i["value"] for i in job["identifier"] if i.get("system") == JOB_KEYS)
-    return worker_runtime().write(probe_result(key))
+    return JobResults.of(probe_result(key))
 
 
 probe_task = shared_task(
