@@ -9,16 +9,18 @@ session then sees and changes only resources in the compartment, decided from th
 reference index inside the same statements (no extra query, no decoding of JSON):
 
 * reads, vreads and histories of a resource outside it raise ``NotFound``, exactly as for
-  an unknown id, so the answer does not reveal that the resource exists; a deleted
-  resource has no index rows, so it is outside every compartment (404, not 410);
+  an unknown id, so the answer does not reveal that the resource exists. A deleted
+  resource has no index rows; it is in the compartment its last live version was in, so
+  the patient's own deleted record reads as ``Gone`` (410), shows its history, can be
+  deleted again (a no-op) and recreated, and another patient's stays ``NotFound``;
 * searches, conditional matches and ``_include``/``_revinclude`` results leave out what is
   outside it (the compartment is one more ANDed criterion);
 * a create or update whose new content is outside it, and an update of a stored resource
   (deleted included) that is outside it, raise ``Forbidden``; a delete of a resource
   outside it raises ``NotFound``. A Patient is writable only as the patient itself.
 
-History and vread are decided by the current version's compartment: the versions of a
-resource now in the compartment are shown whole.
+History and vread are decided by the current version's compartment (a deleted resource's:
+its last live version's): the versions of a resource now in the compartment are shown whole.
 """
 
 from __future__ import annotations
@@ -212,16 +214,15 @@ class StoreSession:
 
     def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
         """One version, or NotFound / Gone (a deletion version)."""
-        row = self.connection.execute(
-            select(resource_versions)
-            .join(resources, resources.c.pk == resource_versions.c.resource_pk)
-            .where(
-                resources.c.resource_type == resource_type,
-                resources.c.id == resource_id,
-                resource_versions.c.version_id == version_id,
-                self._member(resource_type),
-            )
-        ).first()
+        current = self._current(resource_type, resource_id, confined=True)
+        row = None
+        if current is not None:
+            row = self.connection.execute(
+                select(resource_versions).where(
+                    resource_versions.c.resource_pk == current.pk,
+                    resource_versions.c.version_id == version_id,
+                )
+            ).first()
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id}/_history/{version_id} is not known")
         if row.content is None:
@@ -421,20 +422,39 @@ class StoreSession:
     ) -> Any:
         """The resource's row; with ``confined``, None when it is outside the compartment.
 
-        Unconfined rows of a confining session carry ``in_compartment``.
+        Rows of a confining session carry ``in_compartment``: the stored index rows put the
+        resource in it. A deleted resource, which has none, is decided by its last live
+        version (:meth:`_was_inside`; a second statement, only then).
         """
-        member = self._member(resource_type)
+        compartment = self._confining(resource_type)
         columns = [*resources.c]
-        if self._confining(resource_type) is not None and not confined:
-            columns.append(member.label("in_compartment"))
+        if compartment is not None:
+            columns.append(sql.holds(compartment, resource_type).label("in_compartment"))
         statement = select(*columns).where(
             resources.c.resource_type == resource_type, resources.c.id == resource_id
         )
-        if confined:
-            statement = statement.where(member)
         if for_update:
             statement = statement.with_for_update(of=resources)
-        return self.connection.execute(statement).first()
+        row = self.connection.execute(statement).first()
+        if not confined or row is None or compartment is None or row.in_compartment:
+            return row
+        return row if row.deleted and self._was_inside(compartment, row) else None
+
+    def _was_inside(self, compartment: PatientCompartment, row: Any) -> bool:
+        """A deleted resource's last live version was in ``compartment``."""
+        last = self.connection.execute(
+            select(resource_versions.c.content)
+            .where(
+                resource_versions.c.resource_pk == row.pk,
+                resource_versions.c.method != "DELETE",
+            )
+            .order_by(resource_versions.c.version_id.desc())
+            .limit(1)
+        ).scalar()
+        if last is None:
+            return False
+        entries = extract(last, self.registry.parameters(row.resource_type))
+        return compartment.may_write(row.resource_type, row.id, entries.references)
 
     def _confining(self, resource_type: str) -> PatientCompartment | None:
         """The session's compartment if it confines ``resource_type``."""
@@ -453,7 +473,9 @@ class StoreSession:
         compartment = self._confining(resource_type)
         if compartment is None:
             return True
-        inside = bool(current.in_compartment) and not current.deleted
+        inside = bool(current.in_compartment) or (
+            current.deleted and self._was_inside(compartment, current)
+        )
         return compartment.may_replace(resource_type, resource_id, inside)
 
     def _entries(

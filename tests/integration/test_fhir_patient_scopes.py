@@ -334,6 +334,9 @@ def test_writes_stay_in_the_compartment(client: FlaskClient, token: Token, world
     assert after.json is not None and after.json["meta"]["versionId"] == "1"
     assert other_count() == before
     assert client.delete(f"/fhir/Observation/{own}", headers=auth(writer)).status_code == 204
+    # The patient's own deleted record is gone (410), not unknown; deleting it again is a no-op.
+    assert_outcome(client.get(f"/fhir/Observation/{own}", headers=auth(writer)), 410, "deleted")
+    assert client.delete(f"/fhir/Observation/{own}", headers=auth(writer)).status_code == 204
     # The Patient itself is writable; other Patients, linked or not, are not.
     me = send(
         client,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from fhir_ai.errors import Forbidden, NotFound
+from fhir_ai.errors import Forbidden, Gone, NotFound
 from fhir_ai.fhir.search.compartment import PatientCompartment, patient_compartment
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import SearchQuery, parse_query
@@ -163,15 +163,36 @@ def test_writes_must_stay_in_the_compartment(store: ResourceStore) -> None:
         assert session.read("Observation", "o1").version_id == 2
 
 
-def test_deleted_resources_are_outside_every_compartment(store: ResourceStore) -> None:
+def test_a_deleted_resource_stays_in_the_compartment_of_its_last_live_version(
+    store: ResourceStore,
+) -> None:
     with confined(store) as session:
         assert session.delete("Observation", "o1") is True
     with confined(store) as session:
-        with pytest.raises(NotFound):
+        with pytest.raises(Gone):
             session.read("Observation", "o1")
-        with pytest.raises(NotFound):
-            session.delete("Observation", "o1")
+        with pytest.raises(Gone):
+            session.vread("Observation", "o1", 2)
+        first = session.vread("Observation", "o1", 1).content
+        assert first is not None and first["subject"] == {"reference": "Patient/p1"}
+        versions, total = session.history("Observation", "o1", 10, 0)
+        assert total == 2 and [method for _, method in versions] == ["DELETE", "POST"]
+        assert session.delete("Observation", "o1") is False  # already deleted: a no-op
+        revived = session.update(observation("Patient/p1", id="o1"), "o1")
+        assert revived.created and revived.stored.version_id == 3
+
+
+def test_another_patients_deleted_resource_stays_not_found(store: ResourceStore) -> None:
     with store.session() as session:
         session.delete("Observation", "o2")
+    with confined(store) as session:
+        for call in (
+            lambda: session.read("Observation", "o2"),
+            lambda: session.vread("Observation", "o2", 1),
+            lambda: session.history("Observation", "o2", 10, 0),
+            lambda: session.delete("Observation", "o2"),
+        ):
+            with pytest.raises(NotFound):
+                call()
     with confined(store) as session, pytest.raises(Forbidden):  # no revival of p2's record
         session.update(observation("Patient/p1", id="o2"), "o2")
