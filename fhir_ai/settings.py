@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=10,
         ge=1,
-        description="PostgreSQL connections pooled per engine and process: at least the "
+        description="Database connections pooled per engine and process: at least the "
         "threads that use the database at once (web request threads, a threads-pool "
         "worker's --concurrency), or the pool opens and closes a connection per use.",
     )

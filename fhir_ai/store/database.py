@@ -92,7 +92,15 @@ def create_db_engine(settings: Settings) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=settings.sql_echo, **_JSON_CODEC)
+        # A file database keeps a pool as large as PostgreSQL's (a connection per thread:
+        # an overflow connection is opened, its pragmas set and its schema read, per use);
+        # ``:memory:`` keeps SQLAlchemy's one connection per thread.
+        pooled = (
+            {"pool_size": settings.db_pool_size}
+            if url.database not in (None, "", ":memory:")
+            else {}
+        )
+        engine = create_engine(url, echo=settings.sql_echo, **_JSON_CODEC, **pooled)
         turns = _SqliteWriteTurns(timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", turns.begin)

@@ -78,3 +78,25 @@ def _write(engine: Engine, value: int) -> int:
     with engine.begin() as connection:
         connection.execute(text("UPDATE counter SET n = :n"), {"n": value})
         return int(connection.execute(text("SELECT n FROM counter")).scalar_one())
+
+
+def test_a_sqlite_file_pools_as_many_connections_as_configured(tmp_path: Path) -> None:
+    """Sixteen threads at once each keep their connection (none is opened per use)."""
+    engine = create_db_engine(Settings(data_dir=tmp_path, db_pool_size=16))
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda connection, _record: opened.append(connection))
+    start = threading.Barrier(16)
+
+    def use() -> None:
+        with engine.connect() as connection:
+            start.wait(timeout=10)
+            connection.execute(text("SELECT 1"))
+
+    for _ in range(3):
+        threads = [threading.Thread(target=use) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(opened) == 16
+    engine.dispose()
