@@ -95,15 +95,9 @@ class JobService:
                 return None
             return session.update(task_resource.started(task, worker), task_id).stored.content
 
-    def complete(self, task_id: str, outputs: list[str], note: str | None = None) -> None:
-        """Mark the Task completed with its results, then tell the listeners."""
-        with self.store.session() as session:
-            task = self._task(session, task_id)
-            session.update(task_resource.completed(task, outputs, note), task_id)
-        self.notify_completed(task_id)
-
     def notify_completed(self, task_id: str) -> None:
-        """Tell the listeners (notifications, write-back) that the Task completed."""
+        """Tell the listeners (notifications, write-back) that the Task completed (a job
+        completes its Task with its results: :mod:`fhir_ai.jobs.completion`)."""
         task = self.task(task_id)
         for listener in self.listeners:
             listener({**task, "id": task_id})

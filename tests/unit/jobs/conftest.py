@@ -11,6 +11,8 @@ import pytest
 from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
+from fhir_ai.fhir.transaction import BundleProcessor
+from fhir_ai.jobs.completion import JobResults, completing
 from fhir_ai.jobs.service import JobService
 from fhir_ai.jobs.task_resource import JobRequest
 from fhir_ai.store.database import create_db_engine, upgrade_schema
@@ -56,3 +58,18 @@ REQUEST = JobRequest(
     subject="Patient/p1",
     parameters=(("model", "pneumonia-cxr"),),
 )
+
+
+BASE = "http://localhost/fhir"
+
+
+def write_transaction(jobs: JobService, bundle: dict[str, Any]) -> list[str]:
+    """Process a transaction Bundle as a worker's write does; the ``Type/id`` of each entry."""
+    response = BundleProcessor(jobs.fhir, jobs.store).process(bundle, BASE, with_resources=False)
+    return ["/".join(e["response"]["location"].split("/")[:2]) for e in response["entry"]]
+
+
+def complete(jobs: JobService, task_id: str, outputs: list[str]) -> None:
+    """Complete a started Task with ``outputs`` as a worker does, then tell the listeners."""
+    write_transaction(jobs, completing(JobResults(outputs=tuple(outputs)), jobs.task(task_id)))
+    jobs.notify_completed(task_id)

@@ -7,12 +7,10 @@ from typing import Any
 import pytest
 
 from fhir_ai.errors import FhirAiError, PreconditionFailed
-from fhir_ai.fhir.transaction import BundleProcessor
 from fhir_ai.jobs.completion import JobResults, completing, output_references
 from fhir_ai.jobs.probe import probe_request, probe_result
 from fhir_ai.jobs.service import JobService
-
-BASE = "http://localhost/fhir"
+from tests.unit.jobs.conftest import BASE, write_transaction
 
 
 def _started(jobs: JobService, name: str) -> dict[str, Any]:
@@ -20,11 +18,6 @@ def _started(jobs: JobService, name: str) -> dict[str, Any]:
     started = jobs.start(task_id, worker="w1")
     assert started is not None
     return started
-
-
-def _write(jobs: JobService, bundle: dict[str, Any]) -> list[str]:
-    response = BundleProcessor(jobs.fhir, jobs.store).process(bundle, BASE, with_resources=False)
-    return ["/".join(e["response"]["location"].split("/")[:2]) for e in response["entry"]]
 
 
 def _observations(jobs: JobService) -> int:
@@ -36,7 +29,7 @@ def _observations(jobs: JobService) -> int:
 def test_results_and_the_completed_task_are_written_together(jobs: JobService) -> None:
     job = _started(jobs, "one")
     results = JobResults.of(probe_result(job["identifier"][0]["value"]))
-    written = _write(jobs, completing(results, job))
+    written = write_transaction(jobs, completing(results, job))
     outputs = output_references(results, written)
     assert len(outputs) == 1 and outputs[0].startswith("Observation/")
     task = jobs.task(job["id"])
@@ -52,7 +45,7 @@ def test_a_task_changed_since_the_job_started_refuses_the_whole_transaction(
     jobs.fail(job["id"], "The probe exceeded its time limit", "timeout")  # the watchdog
     results = JobResults.of(probe_result(job["identifier"][0]["value"]))
     with pytest.raises(PreconditionFailed):
-        _write(jobs, completing(results, job))
+        write_transaction(jobs, completing(results, job))
     assert jobs.task(job["id"])["status"] == "failed"
     assert _observations(jobs) == 0  # the late result is not written
 
@@ -62,7 +55,7 @@ def test_a_result_that_cannot_be_written_leaves_the_task_in_progress(jobs: JobSe
     bundle = probe_result(job["identifier"][0]["value"])
     bundle["entry"][0]["resource"]["status"] = "not-a-status"
     with pytest.raises(FhirAiError):
-        _write(jobs, completing(JobResults.of(bundle), job))
+        write_transaction(jobs, completing(JobResults.of(bundle), job))
     assert jobs.task(job["id"])["status"] == "in-progress"
     assert _observations(jobs) == 0
 
@@ -70,9 +63,10 @@ def test_a_result_that_cannot_be_written_leaves_the_task_in_progress(jobs: JobSe
 def test_a_result_written_before_is_the_output_of_a_rerun(jobs: JobService) -> None:
     first = _started(jobs, "four")
     key = first["identifier"][0]["value"]
-    earlier = _write(jobs, probe_result(key))  # as a run that died before completing wrote it
+    # as a run that died before completing wrote it:
+    earlier = write_transaction(jobs, probe_result(key))
     results = JobResults.of(probe_result(key))
-    outputs = output_references(results, _write(jobs, completing(results, first)))
+    outputs = output_references(results, write_transaction(jobs, completing(results, first)))
     assert outputs == earlier and _observations(jobs) == 1
 
 

@@ -16,7 +16,7 @@ from fhir_ai.store.database import create_db_engine, upgrade_schema
 from fhir_ai.store.repository import ResourceStore
 from fhir_ai.subscriptions.listeners import ResultListeners
 from tests.conftest import make_settings
-from tests.unit.jobs.conftest import REQUEST, RecordingQueue
+from tests.unit.jobs.conftest import REQUEST, RecordingQueue, complete
 
 
 def test_unqueued_tasks_are_sent_again_once(jobs: JobService, queue: RecordingQueue) -> None:
@@ -63,7 +63,7 @@ def test_follow_ups_that_could_not_be_queued_are_sent_by_the_sweep(
     task_id = jobs.submit(REQUEST).task_id
     jobs.start(task_id, "w")
     queue.down = True
-    jobs.complete(task_id, [])
+    complete(jobs, task_id, [])
     assert jobs.task(task_id)["meta"]["tag"][0]["code"] == "follow-up-pending"
     queue.down = False
     queue.sent.clear()

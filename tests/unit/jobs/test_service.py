@@ -7,7 +7,7 @@ import pytest
 from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.jobs.service import JobService
 from fhir_ai.jobs.task_resource import parameter
-from tests.unit.jobs.conftest import REQUEST, RecordingQueue
+from tests.unit.jobs.conftest import REQUEST, RecordingQueue, complete
 
 
 def test_submit_creates_a_requested_task_and_queues_it(
@@ -33,7 +33,7 @@ def test_lifecycle_and_redelivery(jobs: JobService) -> None:
     task_id = jobs.submit(REQUEST).task_id
     assert jobs.start(task_id, "worker-1") is not None
     assert jobs.task(task_id)["status"] == "in-progress"
-    jobs.complete(task_id, ["DiagnosticReport/r1"])
+    complete(jobs, task_id, ["DiagnosticReport/r1"])
     task = jobs.task(task_id)
     assert task["status"] == "completed"
     assert task["output"][0]["valueReference"] == {"reference": "DiagnosticReport/r1"}
