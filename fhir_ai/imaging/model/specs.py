@@ -159,7 +159,7 @@ PNEUMONIA_CXR = ModelSpec(
 
 BREAST_US = ModelSpec(
     name="breast-us",
-    version="1.1.0",
+    version="1.2.0",
     title="Breast ultrasound: malignant vs normal or benign",
     labels=Labels(
         positive=_label("254837009", "Malignant neoplasm of breast", "malignant lesion", 0),
@@ -168,7 +168,7 @@ BREAST_US = ModelSpec(
     input=InputSpec(size=(28, 28), modalities=("US",), body_parts=("BREAST",)),
     architecture=ArchitectureSpec(widths=(16, 32, 64), blocks=(2, 2, 2), dropout=0.1),
     train=TrainSpec(
-        epochs=120,
+        epochs=240,
         batch_size=64,
         members=8,
         own_test_fraction=0.15,
