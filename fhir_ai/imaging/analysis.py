@@ -33,10 +33,13 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass(frozen=True, slots=True)
 class StudyImages:
-    """The prepared images of a study for one model, and those that could not be read."""
+    """The model inputs of a study's images for one model, and those that could not be read."""
 
-    instances: list[str]  # SOP Instance UIDs, in the order of ``images``
-    images: list[PreparedImage]
+    instances: list[str]  # SOP Instance UIDs, in the order of ``inputs``
+    inputs: list[FloatArray]  # each image's model input (1 x h x w)
+    #: The i-th image as displayed (H x W in [0, 1]): only the most suspicious one is
+    #: needed, for its heatmap overlay, so a caller may decode it again rather than keep all.
+    display: Callable[[int], FloatArray]
     refused: list[str]  # one reason per unreadable instance
     cautions: tuple[str, ...] = ()  # why the result may not apply (e.g. the patient's age)
 
@@ -96,7 +99,13 @@ class StudyAnalyzer:
                 refused.append(error.message)
         if not prepared:
             raise DicomRejected(f"No routed image could be decoded: {'; '.join(refused)}")
-        return StudyImages(kept, prepared, refused, tuple(cautions))
+        return StudyImages(
+            kept,
+            [image.model_input for image in prepared],
+            lambda index: prepared[index].display,
+            refused,
+            tuple(cautions),
+        )
 
     def _study(self, study_id: str) -> dict[str, Any]:
         with self.store.session(read_only=True) as session:
@@ -122,7 +131,7 @@ def analysis_result(
     report_code: dict[str, Any],
 ) -> AnalysisResult:
     """One forward pass over a study's images; the most suspicious one is explained."""
-    outputs = model.analyse(np.stack([i.model_input for i in images.images]))
+    outputs = model.analyse(np.stack(images.inputs))
     best = max(range(len(outputs)), key=lambda i: outputs[i].probability)
     return AnalysisResult(
         key=key,
@@ -131,7 +140,7 @@ def analysis_result(
         card=model.card,
         probability=outputs[best].probability,
         instance_uid=images.instances[best],
-        heatmap_png=overlay_png(images.images[best].display, outputs[best].heatmap),
+        heatmap_png=overlay_png(images.display(best), outputs[best].heatmap),
         report_code=report_code,
         cautions=images.cautions,
     )

@@ -72,7 +72,11 @@ class ParsedInstance:
 
 def parse_instance(data: bytes, *, check_pixel_data: bool = True) -> ParsedInstance:
     """Parse and check ``data`` (a PS3.10 file); :class:`DicomRejected` with the reason."""
-    dataset = read_dataset(data)
+    return parse_dataset(read_dataset(data), check_pixel_data=check_pixel_data)
+
+
+def parse_dataset(dataset: Dataset, *, check_pixel_data: bool = True) -> ParsedInstance:
+    """Check a data set :func:`read_dataset` returned; :class:`DicomRejected` with the reason."""
     transfer_syntax = _transfer_syntax(dataset)
     uids = {name: _uid(dataset, name) for name in _REQUIRED_UIDS}
     _check_type_1(dataset, uids["SOPClassUID"])

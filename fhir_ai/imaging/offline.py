@@ -3,6 +3,11 @@
 Files are grouped by study and routed model (or ``--model``); each group gets one
 forward pass and its results are written as a FHIR collection Bundle (DiagnosticReport,
 Observation, Device, heatmap Binary, Provenance) to ``<out>/<study>.<model>.json``.
+
+A file's study is known only once it is read, so every group stays open until the last
+file: a group keeps only its images' model inputs (a few kB each) and their paths, and the
+most suspicious image is decoded again for its overlay. Memory stays flat however many
+full-resolution images the run reads.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from typing import Any
 import click
 
 from fhir_ai.errors import DicomRejected
-from fhir_ai.imaging.analysis import StudyImages, analysis_result
-from fhir_ai.imaging.dicom_parse import ParsedInstance, parse_instance
+from fhir_ai.imaging.analysis import FloatArray, StudyImages, analysis_result
+from fhir_ai.imaging.dicom_parse import ParsedInstance, parse_dataset, read_dataset
 from fhir_ai.imaging.imaging_study import DICOM_UID
 from fhir_ai.imaging.jobs import analysis_key
 from fhir_ai.imaging.model.outputs import ImagingModel
-from fhir_ai.imaging.preprocess import PreparedImage, prepare
+from fhir_ai.imaging.preprocess import prepare, prepare_dataset
 from fhir_ai.imaging.report import result_bundle
 from fhir_ai.imaging.routing import ModelRouter, patient_age_years
 
@@ -42,7 +47,8 @@ class _Group:
     study_uid: str
     model: str
     uids: list[str] = field(default_factory=list)
-    images: list[PreparedImage] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    inputs: list[FloatArray] = field(default_factory=list)  # model inputs, not the images
     cautions: dict[str, None] = field(default_factory=dict)  # an ordered set
 
 
@@ -69,7 +75,11 @@ def analyze_files(
         rows.extend(_add(path, router, models, groups, forced_model))
     out_dir.mkdir(parents=True, exist_ok=True)
     for group in groups.values():
-        rows.append(_write(group, models(group.model), router, out_dir))
+        try:
+            rows.append(_write(group, models(group.model), router, out_dir))
+        except (OSError, DicomRejected) as error:  # a file changed since it was read
+            reason = error.message if isinstance(error, DicomRejected) else str(error)
+            rows.append(Row(f"study {group.study_uid}", group.model, "refused", reason))
     return rows
 
 
@@ -81,8 +91,8 @@ def _add(
     forced_model: str | None,
 ) -> list[Row]:
     try:
-        data = path.read_bytes()
-        parsed = parse_instance(data, check_pixel_data=False)
+        dataset = read_dataset(path.read_bytes())
+        parsed = parse_dataset(dataset, check_pixel_data=False)
         model = forced_model or _route(router, parsed)
         if model is None:
             reason = router.route(
@@ -90,14 +100,15 @@ def _add(
                 parsed.is_image,
             ).reason  # fmt: skip
             return [Row(path.name, "-", "skipped", reason)]
-        image = prepare(data, models(model).card.input.size)
+        model_input = prepare_dataset(dataset, models(model).card.input.size).model_input
     except DicomRejected as error:
         return [Row(path.name, forced_model or "-", "refused", error.message)]
     group = groups.setdefault(
         (parsed.study_instance_uid, model), _Group(parsed.study_instance_uid, model)
     )
     group.uids.append(parsed.sop_instance_uid)
-    group.images.append(image)
+    group.paths.append(path)
+    group.inputs.append(model_input)
     age = patient_age_years(parsed.patient_age, parsed.patient_birth_date, parsed.study_date)
     if caution := router.population_caution(model, age):
         group.cautions[caution] = None
@@ -113,9 +124,13 @@ def _route(router: ModelRouter, parsed: ParsedInstance) -> str | None:
 
 def _write(group: _Group, model: ImagingModel, router: ModelRouter, out_dir: Path) -> Row:
     identifier = {"system": DICOM_UID, "value": f"urn:oid:{group.study_uid}"}
+
+    def display(index: int) -> FloatArray:
+        return prepare(group.paths[index].read_bytes(), model.card.input.size).display
+
     result = analysis_result(
         model,
-        StudyImages(group.uids, group.images, [], tuple(group.cautions)),
+        StudyImages(group.uids, group.inputs, display, [], tuple(group.cautions)),
         analysis_key(group.study_uid, model.card.name, model.card.version),
         {},
         {"identifier": identifier, "display": f"Study {group.study_uid}"},
@@ -127,7 +142,7 @@ def _write(group: _Group, model: ImagingModel, router: ModelRouter, out_dir: Pat
     verdict = "positive" if result.positive else "negative"
     detail = f"p={result.probability:.3f} (threshold {model.card.threshold.value:.2f}) -> {target}"
     return Row(
-        f"study {group.study_uid} ({len(group.images)} images)", group.model, verdict, detail
+        f"study {group.study_uid} ({len(group.inputs)} images)", group.model, verdict, detail
     )
 
 

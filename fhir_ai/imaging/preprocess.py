@@ -34,9 +34,13 @@ class PreparedImage:
 
 
 def decode(data: bytes) -> Dataset:
-    """The data set of stored bytes, if it has pixel data (else DicomRejected); its frames
-    are decoded by :func:`frame_of`, which decodes only the one analysed."""
-    dataset = read_dataset(data)
+    """The data set of stored bytes, if it has pixel data (else DicomRejected)."""
+    return with_pixels(read_dataset(data))
+
+
+def with_pixels(dataset: Dataset) -> Dataset:
+    """``dataset`` if it has pixel data (else DicomRejected); its frames are decoded by
+    :func:`frame_of`, which decodes only the one analysed."""
     if "PixelData" not in dataset:
         raise DicomRejected("The instance has no pixel data to analyse")
     return dataset
@@ -153,7 +157,12 @@ def model_transform(size: tuple[int, int]) -> Compose:
 
 def prepare(data: bytes, size: tuple[int, int]) -> PreparedImage:
     """Stored bytes to a display image and the model input of ``size``."""
-    dataset = decode(data)
+    return prepare_dataset(read_dataset(data), size)
+
+
+def prepare_dataset(dataset: Dataset, size: tuple[int, int]) -> PreparedImage:
+    """A parsed data set to a display image and the model input of ``size``."""
+    dataset = with_pixels(dataset)
     display = to_display(dataset, frame_of(dataset))
     model_input = np.asarray(model_transform(size)(display[np.newaxis]), dtype=np.float32)
     return PreparedImage(display=display, model_input=model_input)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from fhir_ai.cli import main
+from fhir_ai.imaging.model.inference import LoadedModel
+from fhir_ai.imaging.offline import analyze_files, dicom_files
+from fhir_ai.imaging.preprocess import prepare
+from fhir_ai.imaging.routing import ModelRouter
+from fhir_ai.settings import Settings
+from tests.dicom_helpers import distinct_studies
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -28,3 +35,26 @@ def test_analyze_a_folder_and_a_broken_file(shared_data: Path, tmp_path: Path) -
     assert kinds == ["Device", "Binary", "Observation", "DiagnosticReport", "Provenance"]
     report = bundle["entry"][3]["resource"]
     assert report["imagingStudy"][0]["identifier"]["system"] == "urn:dicom:uid"
+
+
+def test_memory_does_not_grow_with_the_studies_read(shared_data: Path, tmp_path: Path) -> None:
+    """Every study stays open until the last file, so a group keeps model inputs only (the
+    display image is decoded again for the overlay): 12 full-resolution radiographs, each
+    its own study, peak at a few images' worth of memory, not 12 (19x before)."""
+    sample = shared_data / "dicom/chest_radiographs/rsna_pneumonia_sample_jpegbaseline.dcm"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, payload in enumerate(distinct_studies(sample.read_bytes(), 12)):
+        (folder / f"{i:02d}.dcm").write_bytes(payload)
+    one_image = prepare(sample.read_bytes(), (28, 28)).display.nbytes  # 1024 x 1024 floats
+    router = ModelRouter.load(Settings().terminology_path())
+    model = LoadedModel.load("pneumonia-cxr")
+    tracemalloc.start()
+    try:
+        rows = analyze_files(dicom_files([folder]), router, lambda _: model, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [row.outcome in {"positive", "negative"} for row in rows] == [True] * 12
+    assert len(list((tmp_path / "out").glob("*.pneumonia-cxr.json"))) == 12
+    assert peak < 6 * one_image, f"peak {peak / one_image:.1f} images"
