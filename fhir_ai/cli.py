@@ -14,9 +14,11 @@ from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_ai.broker import embedded_broker, embedded_broker_db, redact_url
 from fhir_ai.cli_fleet import fleet_group, jobs_group
@@ -26,6 +28,9 @@ from fhir_ai.logging import configure_logging
 from fhir_ai.metrics_multiprocess import prepare_multiprocess_dir
 from fhir_ai.settings import Settings
 from fhir_ai.worker_health import DEFAULT_MAX_AGE_S, heartbeat_age, node_name
+
+if TYPE_CHECKING:
+    from fhir_ai.store.repository import ResourceStore
 
 logger = logging.getLogger("fhir_ai.cli")
 
@@ -49,15 +54,50 @@ def _redacted_database_url(settings: Settings) -> str:
     return make_url(settings.resolved_database_url()).render_as_string(hide_password=True)
 
 
-def _migrate(settings: Settings) -> None:
-    from fhir_ai.store.database import create_db_engine, upgrade_schema
+def _migrate(settings: Settings) -> dict[str, int]:
+    """Apply pending migrations, then rebuild the search index of the resource types whose
+    search parameters changed (``fhir_ai.store.index_state``); how many of each type."""
+    from fhir_ai.store.database import upgrade_schema
+
+    with _resource_store(settings) as store:
+        upgrade_schema(store.engine)
+        reindexed = store.refresh_index()
+    logger.info("database schema is up to date: %s", _redacted_database_url(settings))
+    if changed := {kind: count for kind, count in reindexed.items() if count}:
+        logger.info(
+            "search index rebuilt where search parameters changed: %s",
+            ", ".join(f"{kind} ({count})" for kind, count in changed.items()),
+        )
+    return changed
+
+
+def _warn_on_stale_index(settings: Settings) -> None:
+    """Without automatic migrations: say when searches would miss resources."""
+    with _resource_store(settings) as store:
+        try:
+            stale = store.stale_index_types()
+        except SQLAlchemyError:
+            logger.warning("the database schema is not current: run `fhir-ai db upgrade`")
+            return
+    if stale:
+        logger.warning(
+            "the search index of %d resource types predates their search parameters "
+            "(searches miss older resources): run `fhir-ai db upgrade`",
+            len(stale),
+        )
+
+
+@contextmanager
+def _resource_store(settings: Settings) -> Iterator[ResourceStore]:
+    from fhir_ai.fhir.search.parameters import SearchRegistry
+    from fhir_ai.store.database import create_db_engine
+    from fhir_ai.store.repository import ResourceStore
 
     engine = create_db_engine(settings)
     try:
-        upgrade_schema(engine)
+        yield ResourceStore(engine, SearchRegistry.load())
     finally:
         engine.dispose()
-    logger.info("database schema is up to date: %s", _redacted_database_url(settings))
 
 
 def _exit_on_sigterm() -> None:
@@ -95,6 +135,8 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> 
 
     if settings.auto_migrate:
         _migrate(settings)
+    else:
+        _warn_on_stale_index(settings)
     with ExitStack() as stack:
         if settings.embedded_broker():
             url = stack.enter_context(embedded_broker(settings))
@@ -213,24 +255,20 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration."""
-    _migrate(_load_settings())
+    """Apply every pending migration, and rebuild the search index where an upgrade
+    changed search parameters."""
+    reindexed = _migrate(_load_settings())
+    click.echo("database schema is up to date")
+    for kind, count in reindexed.items():
+        click.echo(f"search index rebuilt: {count} {kind} resources (its parameters changed)")
 
 
 @db.command("reindex")
 @click.option("--type", "resource_type", default=None, help="Only resources of this type.")
 def db_reindex(resource_type: str | None) -> None:
     """Extract every resource's search index again (after the search parameters changed)."""
-    from fhir_ai.fhir.search.parameters import SearchRegistry
-    from fhir_ai.store.database import create_db_engine
-    from fhir_ai.store.repository import ResourceStore
-
-    settings = _load_settings()
-    engine = create_db_engine(settings)
-    try:
-        count = ResourceStore(engine, SearchRegistry.load()).reindex(resource_type)
-    finally:
-        engine.dispose()
+    with _resource_store(_load_settings()) as store:
+        count = store.reindex(resource_type)
     click.echo(
         f"reindexed {count} resources" + (f" of type {resource_type}" if resource_type else "")
     )

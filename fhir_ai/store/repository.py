@@ -50,10 +50,11 @@ from fhir_ai.errors import Forbidden, Gone, NotFound, PreconditionFailed
 from fhir_ai.fhir.search import sql
 from fhir_ai.fhir.search.compartment import PatientCompartment
 from fhir_ai.fhir.search.dates import format_instant
-from fhir_ai.fhir.search.extract import IndexEntries, extract
+from fhir_ai.fhir.search.extract import IndexEntries, extract, index_fingerprint
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import Include, SearchQuery
 from fhir_ai.store.database import READ_ONLY
+from fhir_ai.store.index_state import record_fingerprints, recorded_fingerprints
 from fhir_ai.store.schema import (
     resource_versions,
     resources,
@@ -155,7 +156,41 @@ class ResourceStore:
         expression): resources written before have no rows, or stale ones, for it, so
         searches (and patient compartments, which follow reference parameters) miss them.
         Writers may run meanwhile: a batch holds its rows' index for its transaction only.
+        The types' index fingerprints are recorded once all their rows are rebuilt
+        (:mod:`fhir_ai.store.index_state`).
         """
+        kinds = [resource_type] if resource_type else self.registry.resource_types
+        done = self._reindex_rows(resource_type, batch_size)
+        self._record_fingerprints(kinds)
+        return done
+
+    def stale_index_types(self) -> list[str]:
+        """The supported types whose rows were not rebuilt with their current fingerprint
+        (never, on a database written before fingerprints were recorded)."""
+        with self.engine.connect() as connection:
+            recorded = recorded_fingerprints(connection)
+        return [
+            kind
+            for kind in self.registry.resource_types
+            if recorded.get(kind) != self.index_fingerprint(kind)
+        ]
+
+    def refresh_index(self, batch_size: int = 500) -> dict[str, int]:
+        """Reindex the stale types (:meth:`stale_index_types`); how many of each."""
+        stale = self.stale_index_types()
+        done = {kind: self._reindex_rows(kind, batch_size) for kind in stale}
+        self._record_fingerprints(stale)
+        return done
+
+    def index_fingerprint(self, resource_type: str) -> str:
+        """What the rows of ``resource_type`` extracted now depend on, hashed."""
+        return index_fingerprint(self.registry.parameters(resource_type))
+
+    def _record_fingerprints(self, kinds: list[str]) -> None:
+        with self.engine.begin() as connection:
+            record_fingerprints(connection, {kind: self.index_fingerprint(kind) for kind in kinds})
+
+    def _reindex_rows(self, resource_type: str | None, batch_size: int) -> int:
         done, after = 0, 0
         while True:
             with self.session() as session:

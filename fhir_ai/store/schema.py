@@ -114,6 +114,16 @@ cds_cards = Table(
     Index("ix_cds_card_service", "service_id"),
 )
 
+#: The index fingerprint (``fhir.search.extract.index_fingerprint``) each resource type's
+#: search rows were last extracted with.
+search_index_state = Table(
+    "search_index_state",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("indexed_at", DateTime(timezone=False), nullable=False),
+)
+
 jwt_replay = Table(
     "jwt_replay",
     metadata,

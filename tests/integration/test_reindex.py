@@ -1,5 +1,6 @@
 """``fhir-ai db reindex``: resources whose index rows are missing (written before a search
-parameter existed) are found by searches again."""
+parameter existed) are found by searches again; ``fhir-ai db upgrade`` does it by itself
+for exactly the types whose search parameters changed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from fhir_ai.cli import main
-from fhir_ai.store.schema import search_references
+from fhir_ai.store.schema import search_index_state, search_references
 from tests.conftest import build_app, make_settings
 from tests.fhir_helpers import new_patient, post
 
@@ -62,3 +63,47 @@ def test_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.output
     assert "reindexed 1 resources of type Observation" in result.output
     assert _found(client, patient) == {observation}
+
+
+def _predate_observation_parameters(app: Flask) -> None:
+    """As if Observation's search parameters changed since its rows were extracted."""
+    with app.extensions["fhir_ai.engine"].begin() as connection:
+        connection.execute(
+            update(search_index_state)
+            .where(search_index_state.c.resource_type == "Observation")
+            .values(fingerprint="extracted-by-an-older-release")
+        )
+
+
+def test_an_upgrade_reindexes_the_types_whose_parameters_changed(
+    backend_app: Flask, client: FlaskClient
+) -> None:
+    store = backend_app.extensions["fhir_ai.store"]
+    store.refresh_index()  # this shared database: every type current from here
+    assert store.stale_index_types() == []
+    patient = new_patient(client)
+    observations = {_observation(client, patient) for _ in range(3)}
+    _forget_references(backend_app)
+    assert store.refresh_index() == {}  # nothing changed: nothing is reindexed
+    assert _found(client, patient) == set()
+    _predate_observation_parameters(backend_app)
+    assert store.stale_index_types() == ["Observation"]
+    assert store.refresh_index(batch_size=2)["Observation"] >= 3
+    assert _found(client, patient) == observations
+    assert store.stale_index_types() == []
+
+
+def test_db_upgrade_rebuilds_a_stale_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = build_app(make_settings(tmp_path))
+    client = app.test_client()
+    patient = new_patient(client)
+    observation = _observation(client, patient)
+    _forget_references(app)  # a database written before fingerprints: every type stale
+    monkeypatch.setenv("FHIR_AI_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "rebuilt: 1 Observation resources" in result.output
+    assert "rebuilt: 1 Patient resources" in result.output
+    assert _found(client, patient) == {observation}
+    again = CliRunner().invoke(main, ["db", "upgrade"])
+    assert again.exit_code == 0 and "rebuilt" not in again.output

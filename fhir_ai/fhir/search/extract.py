@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +15,10 @@ from fhir_ai.fhir.search.fhirpath import element_names
 from fhir_ai.fhir.search.parameters import SearchParameter
 
 MAX_VALUE = 255
+#: The version of the row extraction below: bump it when a change here (not in the
+#: definitions, which :func:`index_fingerprint` covers) would give stored resources
+#: different rows, so upgrading reindexes them.
+INDEX_FORMAT = 1
 _CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
 
 
@@ -46,6 +52,13 @@ def parse_reference(reference: str) -> tuple[str | None, str | None, str | None]
     if len(parts) >= 2 and parts[-2][:1].isupper():
         return parts[-2], parts[-1][:MAX_VALUE], absolute
     return None, None, absolute or reference
+
+
+def index_fingerprint(parameters: dict[str, SearchParameter]) -> str:
+    """What a type's index rows depend on (its parameters and :data:`INDEX_FORMAT`), hashed:
+    rows extracted under another fingerprint may be missing or stale."""
+    basis = [INDEX_FORMAT, sorted((p.name, p.type, p.expression_text) for p in parameters.values())]
+    return hashlib.sha256(json.dumps(basis).encode()).hexdigest()
 
 
 def extract(resource: dict[str, Any], parameters: dict[str, SearchParameter]) -> IndexEntries:

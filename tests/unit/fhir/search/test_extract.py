@@ -7,7 +7,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fhir_ai.fhir.search.extract import extract, normalize_string, parse_reference
+import pytest
+
+from fhir_ai.fhir.search import extract as extract_module
+from fhir_ai.fhir.search.extract import (
+    extract,
+    index_fingerprint,
+    normalize_string,
+    parse_reference,
+)
 from fhir_ai.fhir.search.fhirpath import element_names
 from fhir_ai.fhir.search.parameters import SearchRegistry
 
@@ -92,3 +100,37 @@ def test_parameters_are_skipped_only_when_they_would_find_nothing(shared_data: P
         for name, param in params.items():
             if param.expression.roots.isdisjoint(present):
                 assert not list(param.expression.evaluate(resource)), (resource["id"], name)
+
+
+def _definitions() -> dict[str, dict[str, dict[str, str]]]:
+    from fhir_ai.fhir.search.parameters import DEFINITIONS
+
+    resources: dict[str, dict[str, dict[str, str]]] = json.loads(DEFINITIONS.read_text())[
+        "resources"
+    ]
+    return resources
+
+
+def test_the_index_fingerprint_follows_what_the_rows_depend_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = {
+        kind: index_fingerprint(REGISTRY.parameters(kind)) for kind in REGISTRY.resource_types
+    }
+    assert len(set(before.values())) == len(before)  # every type its own
+    reordered = _definitions()
+    reordered["Observation"] = dict(reversed(list(reordered["Observation"].items())))
+    assert (
+        index_fingerprint(SearchRegistry(reordered).parameters("Observation"))
+        == (before["Observation"])
+    )
+    changed = _definitions()
+    changed["Observation"]["subject"]["expression"] = "Observation.focus"
+    added = _definitions()
+    added["Observation"]["note-text"] = {"type": "string", "expression": "Observation.note.text"}
+    for definitions in (changed, added):
+        after = SearchRegistry(definitions)
+        assert index_fingerprint(after.parameters("Observation")) != before["Observation"]
+        assert index_fingerprint(after.parameters("Patient")) == before["Patient"]
+    monkeypatch.setattr(extract_module, "INDEX_FORMAT", extract_module.INDEX_FORMAT + 1)
+    assert index_fingerprint(REGISTRY.parameters("Patient")) != before["Patient"]
