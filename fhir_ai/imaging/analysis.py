@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fhir_ai.errors import DicomRejected, NotAnalysable, NotFound
-from fhir_ai.imaging.heatmap import overlay_png
+from fhir_ai.imaging.heatmap import UInt8Array, overlay_png
 from fhir_ai.imaging.imaging_study import DICOM_UID
 from fhir_ai.imaging.model.outputs import ImagingModel
 from fhir_ai.imaging.preprocess import PreparedImage, prepare
@@ -37,9 +37,9 @@ class StudyImages:
 
     instances: list[str]  # SOP Instance UIDs, in the order of ``inputs``
     inputs: list[FloatArray]  # each image's model input (1 x h x w)
-    #: The i-th image as displayed (H x W in [0, 1]): only the most suspicious one is
-    #: needed, for its heatmap overlay, so a caller may decode it again rather than keep all.
-    display: Callable[[int], FloatArray]
+    #: The i-th image's overlay base (``PreparedImage.overlay_base``): only the most
+    #: suspicious one is drawn on, so a caller may decode it again rather than keep all.
+    overlay_base: Callable[[int], UInt8Array]
     refused: list[str]  # one reason per unreadable instance
     cautions: tuple[str, ...] = ()  # why the result may not apply (e.g. the patient's age)
 
@@ -102,7 +102,7 @@ class StudyAnalyzer:
         return StudyImages(
             kept,
             [image.model_input for image in prepared],
-            lambda index: prepared[index].display,
+            lambda index: prepared[index].overlay_base,
             refused,
             tuple(cautions),
         )
@@ -140,7 +140,7 @@ def analysis_result(
         card=model.card,
         probability=outputs[best].probability,
         instance_uid=images.instances[best],
-        heatmap_png=overlay_png(images.display(best), outputs[best].heatmap),
+        heatmap_png=overlay_png(images.overlay_base(best), outputs[best].heatmap),
         report_code=report_code,
         cautions=images.cautions,
     )

@@ -1,4 +1,9 @@
-"""A Grad-CAM heatmap blended over the image the model saw, as PNG bytes."""
+"""A Grad-CAM heatmap blended over the image the model saw, as PNG bytes.
+
+Analysis keeps of each image only its :func:`overlay_base` (the square centre at the
+overlay's size, 8-bit: 256 kB), never the full-resolution picture (a 3000 x 2500 radiograph
+is 30 MB as floats), until it knows which image's heatmap to draw.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +20,23 @@ OPACITY = 0.5
 FLOOR_PERCENTILE = 60.0
 
 FloatArray = npt.NDArray[np.float32]
+UInt8Array = npt.NDArray[np.uint8]
 
 
-def overlay_png(display: FloatArray, heatmap: FloatArray, side: int = OVERLAY_SIDE) -> bytes:
-    """The square centre of ``display`` (H x W in [0, 1]) with ``heatmap`` (h x w in [0, 1]).
+def overlay_base(display: FloatArray, side: int = OVERLAY_SIDE) -> UInt8Array:
+    """What a heatmap is drawn on: the square centre of ``display`` (H x W in [0, 1]) at
+    ``side`` x ``side``, 8-bit."""
+    return _to_8bit(_resized(_square(display), side, Image.Resampling.BILINEAR))
+
+
+def overlay_png(base: UInt8Array, heatmap: FloatArray) -> bytes:
+    """``heatmap`` (h x w in [0, 1]) blended over ``base`` (an :func:`overlay_base`).
 
     Only the attention weights are computed in float, at the overlay's size; colouring
     (a 256-level lookup table) and blending (an alpha mask) run in Pillow's C code on
     8-bit images.
     """
-    base = _to_8bit(_resized(_square(display), side, Image.Resampling.BILINEAR))
+    side = base.shape[0]
     weights = _resized(np.clip(heatmap, 0, 1), side, Image.Resampling.BICUBIC)  # no banding
     levels = Image.fromarray(_to_8bit(_focus(weights)))
     colours = Image.merge("RGB", [levels.point(table) for table in _JET_TABLES])

@@ -7,7 +7,7 @@ Observation, Device, heatmap Binary, Provenance) to ``<out>/<study>.<model>.json
 A file's study is known only once it is read, so every group stays open until the last
 file: a group keeps only its images' model inputs (a few kB each) and their paths, and the
 most suspicious image is decoded again for its overlay. Memory stays flat however many
-full-resolution images the run reads.
+images the run reads.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import click
 from fhir_ai.errors import DicomRejected
 from fhir_ai.imaging.analysis import FloatArray, StudyImages, analysis_result
 from fhir_ai.imaging.dicom_parse import ParsedInstance, parse_dataset, read_dataset
+from fhir_ai.imaging.heatmap import UInt8Array
 from fhir_ai.imaging.imaging_study import DICOM_UID
 from fhir_ai.imaging.jobs import analysis_key
 from fhir_ai.imaging.model.outputs import ImagingModel
@@ -125,12 +126,12 @@ def _route(router: ModelRouter, parsed: ParsedInstance) -> str | None:
 def _write(group: _Group, model: ImagingModel, router: ModelRouter, out_dir: Path) -> Row:
     identifier = {"system": DICOM_UID, "value": f"urn:oid:{group.study_uid}"}
 
-    def display(index: int) -> FloatArray:
-        return prepare(group.paths[index].read_bytes(), model.card.input.size).display
+    def overlay_base(index: int) -> UInt8Array:
+        return prepare(group.paths[index].read_bytes(), model.card.input.size).overlay_base
 
     result = analysis_result(
         model,
-        StudyImages(group.uids, group.inputs, display, [], tuple(group.cautions)),
+        StudyImages(group.uids, group.inputs, overlay_base, [], tuple(group.cautions)),
         analysis_key(group.study_uid, model.card.name, model.card.version),
         {},
         {"identifier": identifier, "display": f"Study {group.study_uid}"},

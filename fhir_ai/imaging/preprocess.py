@@ -20,6 +20,7 @@ from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
 from fhir_ai.errors import DicomRejected
 from fhir_ai.imaging.dicom_parse import read_dataset
+from fhir_ai.imaging.heatmap import UInt8Array, overlay_base
 from fhir_ai.imaging.pixel_checks import decode_middle_frame
 
 FloatArray = npt.NDArray[np.float32]
@@ -27,10 +28,11 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass(frozen=True, slots=True)
 class PreparedImage:
-    """A display-ready image (H x W in [0, 1], bright = dense) and the model's input."""
+    """What analysis keeps of an image: the model's input, and what its heatmap would be
+    drawn on (not the full-resolution display image, which :func:`to_display` gives)."""
 
-    display: FloatArray
     model_input: FloatArray  # 1 x h x w float32 in [0, 1]
+    overlay_base: UInt8Array  # OVERLAY_SIDE x OVERLAY_SIDE, bright = dense
 
 
 def decode(data: bytes) -> Dataset:
@@ -165,7 +167,7 @@ def prepare_dataset(dataset: Dataset, size: tuple[int, int]) -> PreparedImage:
     dataset = with_pixels(dataset)
     display = to_display(dataset, frame_of(dataset))
     model_input = np.asarray(model_transform(size)(display[np.newaxis]), dtype=np.float32)
-    return PreparedImage(display=display, model_input=model_input)
+    return PreparedImage(model_input=model_input, overlay_base=overlay_base(display))
 
 
 def _unit_range(values: FloatArray) -> FloatArray:

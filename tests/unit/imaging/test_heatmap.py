@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from fhir_ai.imaging.heatmap import FLOOR_PERCENTILE, OPACITY, _jet, overlay_png
+from fhir_ai.imaging.heatmap import FLOOR_PERCENTILE, OPACITY, _jet, overlay_base, overlay_png
 
 
 def _decoded(png: bytes) -> np.ndarray:  # type: ignore[type-arg]
@@ -30,7 +30,7 @@ def _hot_corner() -> np.ndarray:  # type: ignore[type-arg]
 
 
 def test_unattended_regions_show_the_image_untinted_and_the_focus_in_red() -> None:
-    pixels = _decoded(overlay_png(_display(), _hot_corner()))
+    pixels = _decoded(overlay_png(overlay_base(_display()), _hot_corner()))
 
     top_left = pixels[:128, :128]
     assert np.array_equal(top_left[..., 0], top_left[..., 1])  # grey: no tint
@@ -53,7 +53,7 @@ def test_the_blend_matches_the_float_formula() -> None:
     gray = np.clip(np.asarray(base, np.float32), 0, 1)[..., np.newaxis]
     expected = ((1 - alpha) * gray + alpha * _jet(0.55 + 0.45 * focus)) * 255
 
-    difference = np.abs(_decoded(overlay_png(display, heatmap)) - expected)
+    difference = np.abs(_decoded(overlay_png(overlay_base(display), heatmap)) - expected)
 
     assert difference.max() <= 3.0  # 8-bit rounding of the image, the weights and the blend
     assert difference.mean() < 1.0

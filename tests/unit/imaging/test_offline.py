@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from fhir_ai.cli import main
 from fhir_ai.imaging.model.inference import LoadedModel
 from fhir_ai.imaging.offline import analyze_files, dicom_files
-from fhir_ai.imaging.preprocess import prepare
+from fhir_ai.imaging.preprocess import decode, frame_of, to_display
 from fhir_ai.imaging.routing import ModelRouter
 from fhir_ai.settings import Settings
 from tests.dicom_helpers import distinct_studies
@@ -39,14 +39,15 @@ def test_analyze_a_folder_and_a_broken_file(shared_data: Path, tmp_path: Path) -
 
 def test_memory_does_not_grow_with_the_studies_read(shared_data: Path, tmp_path: Path) -> None:
     """Every study stays open until the last file, so a group keeps model inputs only (the
-    display image is decoded again for the overlay): 12 full-resolution radiographs, each
-    its own study, peak at a few images' worth of memory, not 12 (19x before)."""
+    most suspicious image is decoded again for the overlay): 12 full-resolution radiographs,
+    each its own study, peak at a few images' worth of memory, not 12 (19x before)."""
     sample = shared_data / "dicom/chest_radiographs/rsna_pneumonia_sample_jpegbaseline.dcm"
     folder = tmp_path / "in"
     folder.mkdir()
     for i, payload in enumerate(distinct_studies(sample.read_bytes(), 12)):
         (folder / f"{i:02d}.dcm").write_bytes(payload)
-    one_image = prepare(sample.read_bytes(), (28, 28)).display.nbytes  # 1024 x 1024 floats
+    dataset = decode(sample.read_bytes())
+    one_image = to_display(dataset, frame_of(dataset)).nbytes  # 1024 x 1024 floats
     router = ModelRouter.load(Settings().terminology_path())
     model = LoadedModel.load("pneumonia-cxr")
     tracemalloc.start()

@@ -41,7 +41,8 @@ def test_every_transfer_syntax_decodes_to_the_right_shape(shared_data: Path, fol
         frame = frame_of(dataset)
         assert frame.shape == (dataset.Rows, dataset.Columns), path.name
         if prepared is not None:
-            assert prepared.display.shape == (dataset.Rows, dataset.Columns), path.name
+            assert prepared.overlay_base.shape == (512, 512), path.name  # never full size
+            assert prepared.overlay_base.dtype == np.uint8
             assert prepared.model_input.shape == (1, *SIZE), path.name
             assert prepared.model_input.dtype == np.float32
             assert 0.0 <= prepared.model_input.min() <= prepared.model_input.max() <= 1.0
