@@ -260,9 +260,10 @@ class StoreSession:
             ).first()
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id}/_history/{version_id} is not known")
-        if row.content is None:
+        if row.method == "DELETE":
             raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
-        return StoredResource(resource_type, resource_id, version_id, row.last_updated, row.content)
+        content = row.content if row.content is not None else current.content
+        return StoredResource(resource_type, resource_id, version_id, row.last_updated, content)
 
     def history(
         self, resource_type: str, resource_id: str, count: int, offset: int
@@ -284,7 +285,9 @@ class StoreSession:
         ).all()
         versions = [
             (
-                StoredResource(resource_type, resource_id, r.version_id, r.last_updated, r.content),
+                StoredResource(
+                    resource_type, resource_id, r.version_id, r.last_updated, _content(r, current)
+                ),
                 r.method,
             )
             for r in rows
@@ -347,7 +350,7 @@ class StoreSession:
             )
             .returning(resources.c.pk)
         ).scalar_one()
-        self._write_version(pk, 1, now, "POST", content)
+        self._write_version(pk, 1, now, "POST")
         self._write_indexes([(pk, resource_type, entries)])
         return StoredResource(resource_type, resource_id, 1, now, content)
 
@@ -384,9 +387,9 @@ class StoreSession:
                     "version_id": 1,
                     "last_updated": now,
                     "method": "POST",
-                    "content": c,
+                    "content": None,  # the current version's content is the resource row's
                 }
-                for pk, c in zip(pks, contents, strict=True)
+                for pk in pks
             ],
         )
         self._write_indexes(
@@ -418,12 +421,13 @@ class StoreSession:
         now = _now()
         content = _stamp(resource, resource_id, version, now)
         entries = self._entries(resource_type, resource_id, content)
+        self._supersede(current)
         self.connection.execute(
             update(resources)
             .where(resources.c.pk == current.pk)
             .values(version_id=version, last_updated=now, deleted=False, content=content)
         )
-        self._write_version(current.pk, version, now, "PUT", content)
+        self._write_version(current.pk, version, now, "PUT")
         self._clear_index([current.pk])
         self._write_indexes([(current.pk, resource_type, entries)])
         stored = StoredResource(resource_type, resource_id, version, now, content)
@@ -438,12 +442,13 @@ class StoreSession:
             return False
         version = current.version_id + 1
         now = _now()
+        self._supersede(current)
         self.connection.execute(
             update(resources)
             .where(resources.c.pk == current.pk)
             .values(version_id=version, last_updated=now, deleted=True, content=None)
         )
-        self._write_version(current.pk, version, now, "DELETE", None)
+        self._write_version(current.pk, version, now, "DELETE")
         self._clear_index([current.pk])
         return True
 
@@ -528,13 +533,26 @@ class StoreSession:
             )
         return entries
 
-    def _write_version(
-        self, pk: int, version: int, now: datetime, method: str, content: dict[str, Any] | None
-    ) -> None:
+    def _write_version(self, pk: int, version: int, now: datetime, method: str) -> None:
+        """The row of a new current version: no content (see ``schema.resource_versions``)."""
         self.connection.execute(
             insert(resource_versions).values(
-                resource_pk=pk, version_id=version, last_updated=now, method=method, content=content
+                resource_pk=pk, version_id=version, last_updated=now, method=method, content=None
             )
+        )
+
+    def _supersede(self, current: Any) -> None:
+        """Before ``current`` (a resource row) stops being current: its version row gets the
+        content (a deleted resource's version is a deletion: nothing to keep)."""
+        if current.deleted:
+            return
+        self.connection.execute(
+            update(resource_versions)
+            .where(
+                resource_versions.c.resource_pk == current.pk,
+                resource_versions.c.version_id == current.version_id,
+            )
+            .values(content=current.content)
         )
 
     def _write_indexes(self, written: list[tuple[int, str, IndexEntries]]) -> None:
@@ -636,3 +654,11 @@ def _stamp(
     stamped = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
     stamped.update({k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")})
     return stamped
+
+
+def _content(version: Any, current: Any) -> dict[str, Any] | None:
+    """A version row's content: its own, the resource row's for the current version, none
+    for a deletion."""
+    if version.method == "DELETE":
+        return None
+    return version.content if version.content is not None else current.content  # type: ignore[no-any-return]

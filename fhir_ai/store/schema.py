@@ -42,6 +42,10 @@ resources = Table(
     Index("ix_resource_type_updated", "resource_type", "last_updated"),
 )
 
+#: Every version of every resource. A version's content is kept here once it is no longer
+#: current: the current version's row has no content (JSON null: its content is the
+#: resource row's, not written twice) until an update or delete supersedes it and copies it
+#: here. A DELETE version has none. Rows written before this rule keep their duplicate.
 resource_versions = Table(
     "resource_version",
     metadata,

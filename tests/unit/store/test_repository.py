@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from fhir_ai.errors import Gone, NotFound, PreconditionFailed
 from fhir_ai.store.repository import ResourceStore
-from fhir_ai.store.schema import search_tokens
+from fhir_ai.store.schema import resource_versions, resources, search_tokens
 
 
 def _status_rows(store: ResourceStore, code: str) -> int:
@@ -71,3 +71,48 @@ def test_create_many_stores_versions_and_index_in_bulk(store: ResourceStore) -> 
     with store.session(read_only=True) as session:
         assert session.read("DiagnosticReport", stored[0].id).content["status"] == "preliminary"  # type: ignore[index]
         assert session.history("DiagnosticReport", stored[1].id, 10, 0)[1] == 1
+
+
+def _version_contents(store: ResourceStore, resource_id: str) -> list[str | None]:
+    """The ``status`` stored in each version row (None: no content there), oldest first."""
+    with store.session(read_only=True) as session:
+        rows = session.connection.execute(
+            select(resource_versions.c.content)
+            .join(resources, resources.c.pk == resource_versions.c.resource_pk)
+            .where(resources.c.id == resource_id)
+            .order_by(resource_versions.c.version_id)
+        ).scalars()
+        return [content["status"] if content else None for content in rows]
+
+
+def test_the_current_version_is_stored_once(store: ResourceStore) -> None:
+    """Its content is the resource row's; a version row gets it when superseded, so every
+    version still reads, vreads and lists in the history with its own content."""
+    report = {"resourceType": "DiagnosticReport", "status": "registered", "code": {"text": "x"}}
+    with store.session() as session:
+        created = session.create(report).id
+        bulk = session.create_many([report])[0].id
+    assert _version_contents(store, created) == [None]
+    assert _version_contents(store, bulk) == [None]
+    for status in ("preliminary", "final"):
+        with store.session() as session:
+            session.update({**report, "status": status}, created)
+    assert _version_contents(store, created) == ["registered", "preliminary", None]
+    with store.session(read_only=True) as session:
+        contents = [session.vread("DiagnosticReport", created, v).content for v in (1, 2, 3)]
+        history = session.history("DiagnosticReport", created, 10, 0)[0]
+    assert [c["status"] for c in contents] == ["registered", "preliminary", "final"]  # type: ignore[index]
+    assert [s.content["status"] for s, _ in history] == ["final", "preliminary", "registered"]  # type: ignore[index]
+
+    with store.session() as session:
+        session.delete("DiagnosticReport", created)
+    assert _version_contents(store, created) == ["registered", "preliminary", "final", None]
+    with store.session() as session:  # recreated after the deletion
+        session.update({**report, "status": "amended"}, created)
+    with store.session(read_only=True) as session:
+        history = session.history("DiagnosticReport", created, 10, 0)[0]
+        with pytest.raises(Gone):
+            session.vread("DiagnosticReport", created, 4)
+    assert [m for _, m in history] == ["PUT", "DELETE", "PUT", "PUT", "POST"]
+    statuses = [s.content["status"] if s.content else None for s, _ in history]
+    assert statuses == ["amended", None, "final", "preliminary", "registered"]
