@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -55,3 +56,34 @@ def test_db_upgrade_creates_schema(tmp_path: Path) -> None:
         assert "alembic_version" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_serve_without_migrations_warns_of_an_old_schema_or_a_stale_index(tmp_path: Path) -> None:
+    from fhir_ai.cli import _warn_on_stale_index
+    from fhir_ai.fhir.search.parameters import SearchRegistry
+    from fhir_ai.settings import Settings
+    from fhir_ai.store.database import create_db_engine, upgrade_schema
+    from fhir_ai.store.repository import ResourceStore
+
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("fhir_ai.cli")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # whatever an earlier command configured
+    settings = Settings(data_dir=tmp_path)
+    engine = create_db_engine(settings)
+    try:
+        _warn_on_stale_index(settings)  # no schema yet
+        upgrade_schema(engine)
+        _warn_on_stale_index(settings)  # a schema, no index fingerprints: stale
+        ResourceStore(engine, SearchRegistry.load()).refresh_index()
+        _warn_on_stale_index(settings)  # current
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        engine.dispose()
+    assert len(warnings) == 2
+    assert "schema is not current" in warnings[0]
+    assert "search index" in warnings[1] and "fhir-ai db upgrade" in warnings[1]
