@@ -266,7 +266,8 @@ def db_upgrade() -> None:
 @db.command("reindex")
 @click.option("--type", "resource_type", default=None, help="Only resources of this type.")
 def db_reindex(resource_type: str | None) -> None:
-    """Extract every resource's search index again (after the search parameters changed)."""
+    """Extract every resource's search index again, whatever its fingerprint (``db upgrade``
+    does it for exactly the types whose search parameters changed)."""
     with _resource_store(_load_settings()) as store:
         count = store.reindex(resource_type)
     click.echo(
