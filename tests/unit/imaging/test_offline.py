@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,22 @@ def test_memory_does_not_grow_with_the_studies_read(shared_data: Path, tmp_path:
     assert [row.outcome in {"positive", "negative"} for row in rows] == [True] * 12
     assert len(list((tmp_path / "out").glob("*.pneumonia-cxr.json"))) == 12
     assert peak < 6 * one_image, f"peak {peak / one_image:.1f} images"
+
+
+def test_a_file_gone_before_its_overlay_is_drawn_refuses_its_study(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    sample = shared_data / "dicom/chest_radiographs/rsna_pneumonia_sample_jpegbaseline.dcm"
+    path = tmp_path / "one.dcm"
+    path.write_bytes(sample.read_bytes())
+
+    def read_then_removed() -> Iterator[Path]:
+        yield path
+        path.unlink()  # after the last file is read, before the studies are written
+
+    model = LoadedModel.load("pneumonia-cxr")
+    router = ModelRouter.load(Settings().terminology_path())
+    rows = analyze_files(read_then_removed(), router, lambda _: model, tmp_path / "out")
+    assert [(row.model, row.outcome) for row in rows] == [("pneumonia-cxr", "refused")]
+    assert "one.dcm" in rows[0].detail
+    assert not list((tmp_path / "out").glob("*.json"))
