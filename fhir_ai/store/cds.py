@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from fhir_ai.store.repository import StoreSession
-from fhir_ai.store.schema import cds_cards, cds_feedback
+from fhir_ai.store.schema import cds_cards, cds_feedback, naive_utc_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +36,6 @@ class FeedbackEvent:
     override_reason: dict[str, Any] | None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
@@ -57,7 +53,7 @@ def _insert_cards(connection: Connection, cards: Iterable[IssuedCard]) -> None:
             "hook_instance": c.hook_instance,
             "model_version": c.model_version,
             "indicator": c.indicator,
-            "created_at": _now(),
+            "created_at": naive_utc_now(),
         }
         for c in cards
     ]
@@ -95,7 +91,7 @@ class CdsStore:
                     "accepted_suggestions": event.accepted_suggestions or None,
                     "override_reason": event.override_reason,
                     "model_version": version,
-                    "received_at": _now(),
+                    "received_at": naive_utc_now(),
                 }
                 try:
                     with connection.begin_nested():

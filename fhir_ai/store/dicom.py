@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from fhir_ai.store.schema import dicom_instances
+from fhir_ai.store.schema import dicom_instances, naive_utc_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +62,7 @@ class DicomIndex:
         """
         try:
             with self.engine.begin() as connection:
-                connection.execute(insert(dicom_instances).values(**row, stored_at=_now()))
+                connection.execute(insert(dicom_instances).values(**row, stored_at=naive_utc_now()))
         except IntegrityError:
             return False
         return True
@@ -118,7 +117,3 @@ def _instance(row: Any) -> StoredInstance:
         size_bytes=row["size_bytes"],
         metadata=row["metadata"],
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

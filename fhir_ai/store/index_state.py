@@ -10,12 +10,10 @@ exactly the types an upgrade changed, and nothing otherwise.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from fhir_ai.store.schema import search_index_state
+from fhir_ai.store.schema import naive_utc_now, search_index_state
 
 
 def recorded_fingerprints(connection: Connection) -> dict[str, str]:
@@ -28,7 +26,7 @@ def record_fingerprints(connection: Connection, fingerprints: dict[str, str]) ->
     """Record that these types' rows are now extracted with these fingerprints."""
     if not fingerprints:
         return
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = naive_utc_now()
     rows = [
         {"resource_type": kind, "fingerprint": fingerprint, "indexed_at": now}
         for kind, fingerprint in fingerprints.items()

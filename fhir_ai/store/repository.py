@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -56,6 +56,7 @@ from fhir_ai.fhir.search.query import Include, SearchQuery
 from fhir_ai.store.database import READ_ONLY
 from fhir_ai.store.index_state import record_fingerprints, recorded_fingerprints
 from fhir_ai.store.schema import (
+    naive_utc_now,
     resource_versions,
     resources,
     search_dates,
@@ -109,10 +110,6 @@ class SearchResult:
 def new_id() -> str:
     """A server-assigned logical id."""
     return str(uuid.uuid4())
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class ResourceStore:
@@ -335,7 +332,7 @@ class StoreSession:
         """Store a new resource with a server-assigned id (or the given one)."""
         resource_type = resource["resourceType"]
         resource_id = resource_id or new_id()
-        now = _now()
+        now = naive_utc_now()
         content = _stamp(resource, resource_id, 1, now)
         entries = self._entries(resource_type, resource_id, content)
         pk = self.connection.execute(
@@ -358,7 +355,7 @@ class StoreSession:
         """Store many new resources with server-assigned ids, in a few bulk statements."""
         if not new:
             return []
-        now = _now()
+        now = naive_utc_now()
         contents = [_stamp(resource, new_id(), 1, now) for resource in new]
         entries = [self._entries(c["resourceType"], c["id"], c) for c in contents]
         pks = (
@@ -418,7 +415,7 @@ class StoreSession:
                 f"the current version is {current.version_id}"
             )
         version = current.version_id + 1
-        now = _now()
+        now = naive_utc_now()
         content = _stamp(resource, resource_id, version, now)
         entries = self._entries(resource_type, resource_id, content)
         self._supersede(current)
@@ -441,7 +438,7 @@ class StoreSession:
         if current.deleted:
             return False
         version = current.version_id + 1
-        now = _now()
+        now = naive_utc_now()
         self._supersede(current)
         self.connection.execute(
             update(resources)

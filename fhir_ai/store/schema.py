@@ -7,6 +7,8 @@ Timestamps are stored as naive UTC.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,6 +26,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+
+
+def naive_utc_now() -> datetime:
+    """Now, as the tables store timestamps (naive UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
 
 ResourceJson = JSON().with_variant(JSONB(), "postgresql")
 Pk = BigInteger().with_variant(Integer(), "sqlite")
