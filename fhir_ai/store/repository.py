@@ -257,9 +257,9 @@ class StoreSession:
             ).first()
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id}/_history/{version_id} is not known")
-        if row.method == "DELETE":
+        content = _content(row, current)
+        if content is None:
             raise Gone(f"{resource_type}/{resource_id} version {version_id} is a deletion")
-        content = row.content if row.content is not None else current.content
         return StoredResource(resource_type, resource_id, version_id, row.last_updated, content)
 
     def history(
@@ -473,9 +473,14 @@ class StoreSession:
         if for_update:
             statement = statement.with_for_update(of=resources)
         row = self.connection.execute(statement).first()
-        if not confined or row is None or compartment is None or row.in_compartment:
+        if not confined or row is None or compartment is None:
             return row
-        return row if row.deleted and self._was_inside(compartment, row) else None
+        return row if self._inside(compartment, row) else None
+
+    def _inside(self, compartment: PatientCompartment, row: Any) -> bool:
+        """A resource row (with ``in_compartment``) is in ``compartment``: by its index rows,
+        or, deleted, by its last live version."""
+        return bool(row.in_compartment) or (row.deleted and self._was_inside(compartment, row))
 
     def _was_inside(self, compartment: PatientCompartment, row: Any) -> bool:
         """A deleted resource's last live version was in ``compartment``."""
@@ -510,9 +515,7 @@ class StoreSession:
         compartment = self._confining(resource_type)
         if compartment is None:
             return True
-        inside = bool(current.in_compartment) or (
-            current.deleted and self._was_inside(compartment, current)
-        )
+        inside = self._inside(compartment, current)
         return compartment.may_replace(resource_type, resource_id, inside)
 
     def _entries(
