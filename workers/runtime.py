@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
-from fhir_ai.fhir.transaction import BundleProcessor
+from fhir_ai.fhir.transaction import BundleProcessor, written_references
 from fhir_ai.jobs.queue import CeleryJobQueue
 from fhir_ai.jobs.service import JobService
 from fhir_ai.settings import Settings
@@ -40,10 +40,9 @@ class WorkerRuntime:
         time limit stops (:class:`~workers.time_limits.JobExpired`, nothing written).
         """
         checkpoint()
-        response = self.bundles.process(bundle, WORKER_BASE_URL, with_resources=False)
-        return [
-            "/".join(entry["response"]["location"].split("/")[:2]) for entry in response["entry"]
-        ]
+        return written_references(
+            self.bundles.process(bundle, WORKER_BASE_URL, with_resources=False)
+        )
 
 
 @cache

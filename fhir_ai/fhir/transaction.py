@@ -239,6 +239,11 @@ class BundleProcessor:
             }
 
 
+def written_references(response: dict[str, Any]) -> list[str]:
+    """The ``Type/id`` each entry of a transaction-response Bundle wrote, in entry order."""
+    return ["/".join(e["response"]["location"].split("/")[:2]) for e in response["entry"]]
+
+
 def _parse_entry(index: int, raw: Any, base_url: str) -> Entry:
     if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
         raise InvalidRequest("every entry needs a request")

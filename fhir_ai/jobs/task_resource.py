@@ -105,7 +105,7 @@ def started(task: dict[str, Any], worker: str) -> dict[str, Any]:
     }
 
 
-def completed(task: dict[str, Any], outputs: list[str], note: str | None = None) -> dict[str, Any]:
+def completed(task: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
     """The Task ``completed`` with references to its results."""
     done = {
         **task,
@@ -116,8 +116,6 @@ def completed(task: dict[str, Any], outputs: list[str], note: str | None = None)
             {"type": {"text": "result"}, "valueReference": {"reference": ref}} for ref in outputs
         ],
     }
-    if note:
-        done["businessStatus"] = {"text": note}
     if not outputs:
         del done["output"]
     return done

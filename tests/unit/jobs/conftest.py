@@ -11,7 +11,7 @@ import pytest
 from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.service import FhirService
-from fhir_ai.fhir.transaction import BundleProcessor
+from fhir_ai.fhir.transaction import BundleProcessor, written_references
 from fhir_ai.jobs.completion import JobResults, completing
 from fhir_ai.jobs.service import JobService
 from fhir_ai.jobs.task_resource import JobRequest
@@ -65,8 +65,8 @@ BASE = "http://localhost/fhir"
 
 def write_transaction(jobs: JobService, bundle: dict[str, Any]) -> list[str]:
     """Process a transaction Bundle as a worker's write does; the ``Type/id`` of each entry."""
-    response = BundleProcessor(jobs.fhir, jobs.store).process(bundle, BASE, with_resources=False)
-    return ["/".join(e["response"]["location"].split("/")[:2]) for e in response["entry"]]
+    processor = BundleProcessor(jobs.fhir, jobs.store)
+    return written_references(processor.process(bundle, BASE, with_resources=False))
 
 
 def complete(jobs: JobService, task_id: str, outputs: list[str]) -> None:
