@@ -35,11 +35,6 @@ class PreparedImage:
     overlay_base: UInt8Array  # OVERLAY_SIDE x OVERLAY_SIDE, bright = dense
 
 
-def decode(data: bytes) -> Dataset:
-    """The data set of stored bytes, if it has pixel data (else DicomRejected)."""
-    return with_pixels(read_dataset(data))
-
-
 def with_pixels(dataset: Dataset) -> Dataset:
     """``dataset`` if it has pixel data (else DicomRejected); its frames are decoded by
     :func:`frame_of`, which decodes only the one analysed."""
@@ -158,12 +153,13 @@ def model_transform(size: tuple[int, int]) -> Compose:
 
 
 def prepare(data: bytes, size: tuple[int, int]) -> PreparedImage:
-    """Stored bytes to a display image and the model input of ``size``."""
+    """Stored bytes to the model input of ``size`` and the heatmap's overlay base."""
     return prepare_dataset(read_dataset(data), size)
 
 
 def prepare_dataset(dataset: Dataset, size: tuple[int, int]) -> PreparedImage:
-    """A parsed data set to a display image and the model input of ``size``."""
+    """A parsed data set (:func:`read_dataset`) to the model input of ``size`` and the
+    heatmap's overlay base; DicomRejected if its analysed frame does not decode."""
     dataset = with_pixels(dataset)
     display = to_display(dataset, frame_of(dataset))
     model_input = np.asarray(model_transform(size)(display[np.newaxis]), dtype=np.float32)

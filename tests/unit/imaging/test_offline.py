@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from fhir_ai.cli import main
+from fhir_ai.imaging.dicom_parse import read_dataset
 from fhir_ai.imaging.model.inference import LoadedModel
 from fhir_ai.imaging.offline import analyze_files, dicom_files
-from fhir_ai.imaging.preprocess import decode, frame_of, to_display
+from fhir_ai.imaging.preprocess import frame_of, to_display
 from fhir_ai.imaging.routing import ModelRouter
 from fhir_ai.settings import Settings
 from tests.dicom_helpers import distinct_studies
@@ -47,7 +48,7 @@ def test_memory_does_not_grow_with_the_studies_read(shared_data: Path, tmp_path:
     folder.mkdir()
     for i, payload in enumerate(distinct_studies(sample.read_bytes(), 12)):
         (folder / f"{i:02d}.dcm").write_bytes(payload)
-    dataset = decode(sample.read_bytes())
+    dataset = read_dataset(sample.read_bytes())
     one_image = to_display(dataset, frame_of(dataset)).nbytes  # 1024 x 1024 floats
     router = ModelRouter.load(Settings().terminology_path())
     model = LoadedModel.load("pneumonia-cxr")

@@ -9,12 +9,12 @@ import pydicom
 import pytest
 
 from fhir_ai.errors import DicomRejected
+from fhir_ai.imaging.dicom_parse import read_dataset
 from fhir_ai.imaging.pixel_checks import check_pixels
 from fhir_ai.imaging.preprocess import (
     _histogram_percentiles,
     _stored_range,
     _to_display_per_pixel,
-    decode,
     frame_of,
     prepare,
     to_display,
@@ -60,13 +60,13 @@ def test_every_transfer_syntax_decodes_to_the_right_shape(shared_data: Path, fol
 def test_8_bit_grey_jpeg_decodes_as_pylibjpeg_does_within_a_grey_level(
     shared_data: Path, name: str
 ) -> None:
-    """decode() takes Pillow's libjpeg-turbo for these (4x faster); lossy JPEG decoders may
+    """Decoding takes Pillow's libjpeg-turbo for these (4x faster); lossy JPEG decoders may
     differ by a grey level, never more."""
     path = shared_data / "dicom" / name
     reference = pydicom.dcmread(path)
     reference.pixel_array_options(decoding_plugin="pylibjpeg")
 
-    decoded = decode(path.read_bytes())
+    decoded = read_dataset(path.read_bytes())
 
     difference = np.abs(decoded.pixel_array.astype(int) - reference.pixel_array.astype(int))
     assert decoded.pixel_array.shape == reference.pixel_array.shape
