@@ -60,6 +60,7 @@ from fhir_ai.store.schema import (
     resource_versions,
     resources,
     search_dates,
+    search_patient_dates,
     search_references,
     search_strings,
     search_tokens,
@@ -70,6 +71,7 @@ _INDEX_TABLES = (
     ("references", search_references),
     ("dates", search_dates),
     ("strings", search_strings),
+    ("patient_dates", search_patient_dates),
 )
 
 

@@ -79,3 +79,26 @@ def test_deleted_results_and_reports_are_not_read(backend_app: Flask, client: Fl
     reports, observations, running = _read(backend_app, patient, 30, 10)
     assert (reports, observations, running) == ([kept], set(), 0)
     assert _read(backend_app, patient, 30, 1)[0] == [kept]  # the deleted newer one is passed
+
+
+def test_a_report_moved_to_another_patient_is_read_as_theirs(
+    backend_app: Flask, client: FlaskClient
+) -> None:
+    first, second = new_patient(client), new_patient(client)
+    moved = _report(client, first, 0.9, 1)
+    stayed = _report(client, first, 0.3, 2)
+    stored = client.get(f"/fhir/DiagnosticReport/{moved}").json
+    stored["subject"] = {"reference": f"Patient/{second}"}
+    response = client.put(f"/fhir/DiagnosticReport/{moved}", json=stored)
+    assert response.status_code == 200, response.json
+    assert _read(backend_app, first, 30, 10)[0] == [stayed]
+    assert _read(backend_app, second, 30, 10)[0] == [moved]
+
+
+def test_reports_of_the_same_date_are_read_last_written_first(
+    backend_app: Flask, client: FlaskClient
+) -> None:
+    patient = new_patient(client)
+    written = [_report(client, patient, 0.5, 1) for _ in range(3)]
+    assert _read(backend_app, patient, 30, 10)[0] == written[::-1]
+    assert _read(backend_app, patient, 30, 2)[0] == written[:0:-1]

@@ -17,8 +17,10 @@ from fhir_ai.fhir.search.parameters import SearchParameter
 MAX_VALUE = 255
 #: The version of the row extraction below: bump it when a change here (not in the
 #: definitions, which :func:`index_fingerprint` covers) would give stored resources
-#: different rows, so upgrading reindexes them.
-INDEX_FORMAT = 1
+#: different rows, so upgrading reindexes them. 2: the patient dates index.
+INDEX_FORMAT = 2
+#: The parameter whose Patient references put a resource's dates in ``patient_dates``.
+PATIENT_PARAMETER = "patient"
 _CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
 
 
@@ -30,6 +32,9 @@ class IndexEntries:
     references: list[dict[str, Any]] = field(default_factory=list)
     dates: list[dict[str, Any]] = field(default_factory=list)
     strings: list[dict[str, Any]] = field(default_factory=list)
+    #: Every date row again under each Patient the ``patient`` parameter names: a
+    #: patient's resources of a type in date order, without reading all of them.
+    patient_dates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def normalize_string(value: str) -> str:
@@ -89,6 +94,14 @@ def extract(resource: dict[str, Any], parameters: dict[str, SearchParameter]) ->
                 {"param": name, "value": normalize_string(s), "exact": s[:1024]}
                 for s in unique_strings
             ]
+    entries.patient_dates = [
+        {"patient_id": reference["target_id"], **date}
+        for reference in entries.references
+        if reference["param"] == PATIENT_PARAMETER
+        and reference["target_type"] == "Patient"
+        and reference["target_id"]
+        for date in entries.dates
+    ]
     return entries
 
 

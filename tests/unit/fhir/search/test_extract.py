@@ -47,6 +47,29 @@ def test_diagnostic_report_entries() -> None:
     }
 
 
+def test_patient_dates_repeat_each_date_under_each_patient_named() -> None:
+    report = {
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": {"text": "CXR"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2024-01-01",
+        "issued": "2024-01-02T10:00:00Z",
+    }
+    entries = extract(report, REGISTRY.parameters("DiagnosticReport"))
+    dates = {(d["param"], d["low"], d["high"]) for d in entries.dates}
+    assert len(dates) == 2
+    assert {(d["patient_id"], d["param"], d["low"], d["high"]) for d in entries.patient_dates} == {
+        ("p1", *date) for date in dates
+    }
+    of_a_group = {**report, "subject": {"reference": "Group/g1"}}
+    assert extract(of_a_group, REGISTRY.parameters("DiagnosticReport")).patient_dates == []
+    undated = {
+        key: value for key, value in report.items() if key not in ("effectiveDateTime", "issued")
+    }
+    assert extract(undated, REGISTRY.parameters("DiagnosticReport")).patient_dates == []
+
+
 def test_patient_strings_and_telecom() -> None:
     patient = {
         "resourceType": "Patient",
