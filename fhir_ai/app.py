@@ -85,6 +85,8 @@ def create_app(
         url_prefix="/fhir",
     )
     app.register_blueprint(imaging.blueprint, url_prefix="/dicomweb")
+    cds_authenticator = build_authenticator(settings, engine)
+    app.extensions["fhir_ai.cds_authenticator"] = cds_authenticator
     cds = create_cds_blueprint(
         ServiceRegistry(
             cds_services
@@ -96,7 +98,7 @@ def create_app(
                 report_links,
             )
         ),
-        build_authenticator(settings, engine),
+        cds_authenticator,
         HttpFhirReader(),
         CdsStore(engine),
         writer,
@@ -117,9 +119,11 @@ def create_app(
 
 def close_app(app: Flask) -> None:
     """Release what :func:`create_app` opened: write what the background writer holds (audit
-    events, issued cards), then close the database pools. For an app that is done before
-    its process exits (a test's or benchmark's scratch database goes next)."""
+    events, issued cards), then close the database pools and the CDS replay cache's
+    connections. For an app that is done before its process exits (a test's or
+    benchmark's scratch database goes next)."""
     app.extensions["fhir_ai.writer"].close()
+    app.extensions["fhir_ai.cds_authenticator"].close()
     for engine in ("fhir_ai.engine", "fhir_ai.fixed_read_engine"):
         app.extensions[engine].dispose()
 

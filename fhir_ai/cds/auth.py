@@ -17,6 +17,7 @@ from fhir_ai.security.cds_jwt import (
     load_issuers,
 )
 from fhir_ai.settings import Settings
+from fhir_ai.store.database import create_replay_engine
 from fhir_ai.store.replay import SqlReplayCache
 
 logger = logging.getLogger("fhir_ai.cds.auth")
@@ -39,6 +40,11 @@ class CdsAuthenticator:
             return None
         return self.verifier.verify(authorization, audience)
 
+    def close(self) -> None:
+        """Release the verifier's connections (its replay cache's)."""
+        if self.verifier is not None:
+            self.verifier.close()
+
 
 def build_authenticator(settings: Settings, engine: Engine) -> CdsAuthenticator:
     """The authenticator the settings ask for (required unless explicitly off)."""
@@ -58,11 +64,13 @@ def build_authenticator(settings: Settings, engine: Engine) -> CdsAuthenticator:
 
 
 def replay_cache(settings: Settings, engine: Engine) -> ReplayCache:
-    """The jti replay cache: Redis when the broker is Redis, else the application database
-    (shared by every process of the server)."""
+    """The jti replay cache: Redis when the broker is Redis, else the database (shared by
+    every process of the server; on SQLite a file of its own, see
+    :func:`~fhir_ai.store.database.create_replay_engine`)."""
     url = settings.broker_url or ""
     if url.startswith(("redis://", "rediss://")):
         return RedisReplayCache(redis.Redis.from_url(url, socket_timeout=2))
     if url.startswith("redis+socket://"):
         return RedisReplayCache(redis.Redis(unix_socket_path=url.removeprefix("redis+socket://")))
-    return SqlReplayCache(engine)
+    replay_engine = create_replay_engine(settings, engine)
+    return SqlReplayCache(replay_engine, owns_engine=replay_engine is not engine)

@@ -108,6 +108,10 @@ class CdsJwtVerifier:
         self._clock = clock
         self._jws = PyJWS()
 
+    def close(self) -> None:
+        """Release the replay cache's connections."""
+        self._replay.close()
+
     def verify(self, authorization_header: str | None, audience: str) -> VerifiedClient:
         """Check the header for a call to ``audience`` (the exact public endpoint URL).
 

@@ -31,6 +31,10 @@ class ReplayCache(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Release the connections this cache opened (the application is closing)."""
+        ...
+
 
 def replay_key(iss: str, jti: str) -> str:
     """A fixed-length key for ``(iss, jti)``; the hash keeps odd characters out of stores."""
@@ -59,6 +63,10 @@ class RedisReplayCache:
         except redis.RedisError as error:
             raise ServiceUnavailable("replay cache unavailable") from error
         return not created
+
+    def close(self) -> None:
+        """Close the Redis client's connections."""
+        self._client.close()
 
 
 class InMemoryReplayCache:
@@ -92,3 +100,6 @@ class InMemoryReplayCache:
             self._expiry[key] = expires_at
             heapq.heappush(self._heap, (expires_at, key))
             return False
+
+    def close(self) -> None:
+        """Nothing to release: the entries live in this object."""

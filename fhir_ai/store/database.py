@@ -11,11 +11,12 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from fhir_ai.settings import Settings
+from fhir_ai.store.schema import jwt_replay
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: Execution option marking a connection whose transactions only read.
@@ -90,22 +91,7 @@ def create_db_engine(settings: Settings) -> Engine:
     """Create the engine for the configured database (SQLite file by default)."""
     url = make_url(settings.resolved_database_url())
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        # A file database keeps a pool as large as PostgreSQL's (a connection per thread:
-        # an overflow connection is opened, its pragmas set and its schema read, per use);
-        # ``:memory:`` keeps SQLAlchemy's one connection per thread.
-        pooled = (
-            {"pool_size": settings.db_pool_size}
-            if url.database not in (None, "", ":memory:")
-            else {}
-        )
-        engine = create_engine(url, echo=settings.sql_echo, **_JSON_CODEC, **pooled)
-        turns = _SqliteWriteTurns(timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", turns.begin)
-        event.listen(engine, "checkin", turns.checkin)
-        return engine
+        return _sqlite_engine(settings, url)
     # psycopg prepares a statement after five runs; PostgreSQL may then cache a generic
     # plan that cannot see which search value is selective (bench/fhir_api.py measured
     # 21 ms against 1.3 ms). Search queries are always planned for their values.
@@ -114,6 +100,46 @@ def create_db_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
+
+
+def create_replay_engine(settings: Settings, engine: Engine) -> Engine:
+    """The engine of the database jti replay cache (:mod:`fhir_ai.store.replay`):
+    ``engine`` itself, except on a SQLite file, where the cache gets a file of its own
+    beside it (``<name>.jti.sqlite3``, its one table created here; it holds nothing that
+    outlives the tokens' ``exp``).
+
+    Every CDS call with a JWT writes its jti. In the application's file, that write waits
+    for the SQLite write lock behind the background writer's batches (audit events,
+    issued cards), and a web process that finds the lock taken sleeps in SQLite's busy
+    handler (up to 100 ms a try): with two gunicorn processes the JWT patient-view p99
+    was 208 ms (``bench/cds_latency.py``). In a file of its own, a jti write waits only
+    for other jti writes, each a single-row upsert.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    replay = _sqlite_engine(
+        settings, url.set(database=str(Path(url.database).with_suffix(".jti.sqlite3")))
+    )
+    jwt_replay.create(replay, checkfirst=True)
+    return replay
+
+
+def _sqlite_engine(settings: Settings, url: URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    # A file database keeps a pool as large as PostgreSQL's (a connection per thread:
+    # an overflow connection is opened, its pragmas set and its schema read, per use);
+    # ``:memory:`` keeps SQLAlchemy's one connection per thread.
+    pooled = (
+        {"pool_size": settings.db_pool_size} if url.database not in (None, "", ":memory:") else {}
+    )
+    engine = create_engine(url, echo=settings.sql_echo, **_JSON_CODEC, **pooled)
+    turns = _SqliteWriteTurns(timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", turns.begin)
+    event.listen(engine, "checkin", turns.checkin)
+    return engine
 
 
 def create_fixed_read_engine(settings: Settings, engine: Engine) -> Engine:

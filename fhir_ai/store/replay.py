@@ -33,10 +33,12 @@ class SqlReplayCache:
         self,
         engine: Engine,
         *,
+        owns_engine: bool = False,
         purge_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
+        self._owns_engine = owns_engine
         self._purge_interval_s = purge_interval_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -64,6 +66,11 @@ class SqlReplayCache:
         except SQLAlchemyError as error:
             raise ServiceUnavailable("replay cache unavailable") from error
         return written is None
+
+    def close(self) -> None:
+        """Close the engine's pool when it is the cache's own (not the application's)."""
+        if self._owns_engine:
+            self._engine.dispose()
 
     def _purge_due(self, now: float) -> bool:
         with self._lock:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 
 from fhir_ai.cds.auth import replay_cache
 from fhir_ai.security.replay import RedisReplayCache
 from fhir_ai.settings import Settings
+from fhir_ai.store.database import create_db_engine, create_replay_engine, upgrade_schema
 from fhir_ai.store.replay import SqlReplayCache
+from fhir_ai.store.schema import jwt_replay
 
 
 def test_replay_cache_is_redis_with_a_redis_broker_else_the_database(tmp_path: Path) -> None:
@@ -18,3 +21,30 @@ def test_replay_cache_is_redis_with_a_redis_broker_else_the_database(tmp_path: P
     assert isinstance(replay_cache(with_redis, engine), RedisReplayCache)
     embedded = Settings(data_dir=tmp_path, broker_url=None)
     assert isinstance(replay_cache(embedded, engine), SqlReplayCache)
+
+
+def test_on_a_sqlite_file_the_replay_cache_has_a_file_of_its_own(tmp_path: Path) -> None:
+    """Shared by every process of the server (each opens it), apart from the application's
+    tables (whose write lock the background writer holds for its batches)."""
+    settings = Settings(data_dir=tmp_path, broker_url=None)
+    engine = create_db_engine(settings)
+    upgrade_schema(engine)
+    first, second = (
+        replay_cache(settings, engine),
+        replay_cache(settings, create_db_engine(settings)),
+    )
+    expires = int(time.time()) + 300
+    assert first.seen_before("https://ehr.example", "jti-1", expires) is False
+    assert second.seen_before("https://ehr.example", "jti-1", expires) is True
+    assert (tmp_path / "fhir-ai.jti.sqlite3").is_file()
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(jwt_replay)).scalar() == 0
+    first.close()
+    second.close()
+    engine.dispose()
+
+
+def test_an_in_memory_database_keeps_the_replay_table_in_the_application_engine() -> None:
+    settings = Settings(database_url="sqlite:///:memory:", broker_url=None)
+    engine = create_db_engine(settings)
+    assert create_replay_engine(settings, engine) is engine
