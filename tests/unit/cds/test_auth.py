@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, func, select
 
 from fhir_ai.cds.auth import replay_cache
+from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.security.replay import RedisReplayCache
 from fhir_ai.settings import Settings
 from fhir_ai.store.database import create_db_engine, create_replay_engine, upgrade_schema
@@ -48,3 +52,27 @@ def test_an_in_memory_database_keeps_the_replay_table_in_the_application_engine(
     settings = Settings(database_url="sqlite:///:memory:", broker_url=None)
     engine = create_db_engine(settings)
     assert create_replay_engine(settings, engine) is engine
+
+
+def test_a_replay_write_waits_for_another_process_lock_then_fails_closed(
+    tmp_path: Path,
+) -> None:
+    """Another process holding the file's write lock (here a raw connection) delays a jti
+    write until it lets go; one that never lets go gives 503 (fail closed)."""
+    settings = Settings(data_dir=tmp_path, broker_url=None)
+    engine = create_db_engine(settings)
+    replay_engine = create_replay_engine(settings, engine)
+    patient = SqlReplayCache(replay_engine, lock_wait_s=5.0)
+    hasty = SqlReplayCache(replay_engine, lock_wait_s=0.05)
+    other_process = sqlite3.connect(
+        tmp_path / "fhir-ai.jti.sqlite3", isolation_level=None, check_same_thread=False
+    )
+    other_process.execute("BEGIN IMMEDIATE")
+    with pytest.raises(ServiceUnavailable):
+        hasty.seen_before("https://ehr.example", "jti-1", int(time.time()) + 300)
+    threading.Timer(0.1, other_process.execute, ["COMMIT"]).start()
+    assert patient.seen_before("https://ehr.example", "jti-1", int(time.time()) + 300) is False
+    assert patient.seen_before("https://ehr.example", "jti-1", int(time.time()) + 300) is True
+    other_process.close()
+    replay_engine.dispose()
+    engine.dispose()
