@@ -123,11 +123,12 @@ def create_replay_engine(settings: Settings, engine: Engine) -> Engine:
     a millisecond.
     """
     url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    database = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
+    if database is None:
         return engine
     replay = _sqlite_engine(
         settings,
-        url.set(database=str(Path(url.database).with_suffix(".jti.sqlite3"))),
+        url.set(database=str(database.with_suffix(".jti.sqlite3"))),
         busy_timeout_ms=0,
     )
     jwt_replay.create(replay, checkfirst=True)
@@ -137,20 +138,25 @@ def create_replay_engine(settings: Settings, engine: Engine) -> Engine:
 def _sqlite_engine(
     settings: Settings, url: URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
 ) -> Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    # A file database keeps a pool as large as PostgreSQL's (a connection per thread:
-    # an overflow connection is opened, its pragmas set and its schema read, per use);
-    # ``:memory:`` keeps SQLAlchemy's one connection per thread.
-    pooled = (
-        {"pool_size": settings.db_pool_size} if url.database not in (None, "", ":memory:") else {}
-    )
+    pooled = {}
+    database = _sqlite_file(url)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # A file database keeps a pool as large as PostgreSQL's (a connection per thread:
+        # an overflow connection is opened, its pragmas set and its schema read, per use);
+        # ``:memory:`` keeps SQLAlchemy's one connection per thread.
+        pooled = {"pool_size": settings.db_pool_size}
     engine = create_engine(url, echo=settings.sql_echo, **_JSON_CODEC, **pooled)
     turns = _SqliteWriteTurns(timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000)
     event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms=busy_timeout_ms))
     event.listen(engine, "begin", turns.begin)
     event.listen(engine, "checkin", turns.checkin)
     return engine
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names (None for ``:memory:`` and temporary databases)."""
+    return Path(url.database) if url.database not in (None, "", ":memory:") else None
 
 
 def create_fixed_read_engine(settings: Settings, engine: Engine) -> Engine:

@@ -60,11 +60,9 @@ class SqlReplayCache:
         while True:
             try:
                 return self._record(key, int(self._clock()), expires_at)
-            except OperationalError as error:
+            except SQLAlchemyError as error:
                 if not _busy(error) or time.monotonic() > deadline:
                     raise ServiceUnavailable("replay cache unavailable") from error
-            except SQLAlchemyError as error:
-                raise ServiceUnavailable("replay cache unavailable") from error
             time.sleep(random.uniform(0.0002, 0.001))  # noqa: S311  (jitter, not a secret)
 
     def _record(self, key: str, now: int, expires_at: int) -> bool:
@@ -97,9 +95,12 @@ class SqlReplayCache:
             return True
 
 
-def _busy(error: OperationalError) -> bool:
+def _busy(error: SQLAlchemyError) -> bool:
     """SQLite's write lock was taken (``SQLITE_BUSY``), nothing worse."""
-    return getattr(error.orig, "sqlite_errorname", None) == "SQLITE_BUSY"
+    return (
+        isinstance(error, OperationalError)
+        and getattr(error.orig, "sqlite_errorname", None) == "SQLITE_BUSY"
+    )
 
 
 def _insert_for(dialect: str) -> Callable[..., postgresql.Insert | sqlite.Insert]:

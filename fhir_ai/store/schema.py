@@ -111,19 +111,13 @@ search_dates = _index_table(
 #: Patient its ``patient`` parameter names (``IndexEntries.patient_dates``), so "the
 #: newest N of this patient's reports" reads N index entries, not every report of the
 #: patient sorted (0.04 against 0.47 ms for a patient with 200 reports on SQLite).
-search_patient_dates = Table(
+search_patient_dates = _index_table(
     "search_patient_date",
-    metadata,
-    Column("resource_pk", Pk, ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False),
-    Column("resource_type", String(64), nullable=False),
-    Column("param", String(64), nullable=False),
     Column("patient_id", String(255), nullable=False),
     Column("low", DateTime(timezone=False), nullable=False),
     Column("high", DateTime(timezone=False), nullable=False),
-    Index("ix_search_patient_date_lookup", "resource_type", "param", "patient_id", "high",
-          "resource_pk"),
-    Index("ix_search_patient_date_by_resource", "resource_pk"),
-)  # fmt: skip
+    lookup=("patient_id", "high"),
+)
 
 search_strings = _index_table(
     "search_string",

@@ -38,7 +38,9 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            "ix_search_patient_date_by_resource", ["resource_pk"], unique=False
+            "ix_search_patient_date_by_resource",
+            ["resource_pk", "param", "patient_id", "high", "resource_type"],
+            unique=False,
         )
 
 
