@@ -18,7 +18,6 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlencode
 
 from fhir_ai.errors import ConfigurationError
 from fhir_ai.settings import Settings
@@ -47,8 +46,8 @@ class ReportLinks:
     def url(self, root_url: str, report_id: str) -> str:
         """The signed view URL of ``DiagnosticReport/<report_id>`` under ``root_url``."""
         expires = int(self._clock()) + self.ttl_s
-        query = urlencode({"exp": expires, "sig": self._signature(report_id, expires)})
-        return f"{root_url}{VIEW_PATH}/{report_id}?{query}"
+        signature = self._signature(report_id, expires)  # base64url: nothing to escape
+        return f"{root_url}{VIEW_PATH}/{report_id}?exp={expires}&sig={signature}"
 
     def valid(self, report_id: str, expires: str | None, signature: str | None) -> bool:
         """True if the link was signed here for this report and has not expired."""
@@ -60,7 +59,7 @@ class ReportLinks:
 
     def _signature(self, report_id: str, expires: int) -> str:
         message = f"DiagnosticReport/{report_id}|{expires}".encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        digest = hmac.digest(self._key, message, hashlib.sha256)
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
