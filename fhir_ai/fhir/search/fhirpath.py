@@ -108,32 +108,35 @@ def _compile_branch(text: str) -> PathExpression:
     return PathExpression(steps, reference_type, where)
 
 
-def _walk(nodes: list[Any], steps: tuple[Step, ...]) -> Iterator[Any]:
-    if not steps:
-        yield from nodes
-        return
-    step, rest = steps[0], steps[1:]
-    children: list[Any] = []
-    for node in nodes:
-        if isinstance(node, dict):
-            for value in _child_values(node, step):
-                children.extend(value if isinstance(value, list) else [value])
-    yield from _walk(children, rest)
+def _walk(nodes: list[Any], steps: tuple[Step, ...]) -> list[Any]:
+    """Every value ``steps`` reach from ``nodes``, one step at a time (arrays flattened)."""
+    for step in steps:
+        children: list[Any] = []
+        for node in nodes:
+            if isinstance(node, dict):
+                for value in _child_values(node, step):
+                    if isinstance(value, list):
+                        children.extend(value)
+                    else:
+                        children.append(value)
+        if not children:
+            return children
+        nodes = children
+    return nodes
 
 
-def _child_values(node: dict[str, Any], step: Step) -> Iterator[Any]:
+def _child_values(node: dict[str, Any], step: Step) -> list[Any]:
     if step.type is not None:
         key = step.name + step.type[0].upper() + step.type[1:]
-        if key in node:
-            yield node[key]
-        return
+        return [node[key]] if key in node else []
     if step.name in node:
-        yield node[step.name]
-        return
+        return [node[step.name]]
     prefix = step.name
-    for key, value in node.items():
-        if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper():
-            yield value
+    return [
+        value
+        for key, value in node.items()
+        if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper()
+    ]
 
 
 def _has(value: Any, key: str, expected: str) -> bool:
