@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 
 from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS
-from fhir_ai.store.database import READ_ONLY
+from fhir_ai.store.database import SINGLE_STATEMENT
 from fhir_ai.store.schema import (
     resources,
     search_patient_dates,
@@ -196,14 +196,14 @@ def read_imaging_results(
 
     One statement sees one snapshot, so no transaction is opened around it: on PostgreSQL
     it runs in autocommit (no BEGIN/COMMIT round trips, each of which would also give up
-    the GIL under load); on SQLite in a deferred read transaction that never waits for
-    writers.
+    the GIL under load); on SQLite without BEGIN, in the read transaction SQLite opens for
+    the statement alone (under WAL it never waits for writers).
     """
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         else:
-            connection = connection.execution_options(**{READ_ONLY: True})
+            connection = connection.execution_options(**{SINGLE_STATEMENT: True})
         return _read(connection, patient_id, since, limit)
 
 
