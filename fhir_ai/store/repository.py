@@ -25,7 +25,10 @@ its last live version's): the versions of a resource now in the compartment are 
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +69,9 @@ from fhir_ai.store.schema import (
     search_tokens,
 )
 
+logger = logging.getLogger("fhir_ai.store")
+#: How often a search index rebuild says how far it is, in seconds.
+REINDEX_PROGRESS_S = 10.0
 _INDEX_TABLES = (
     ("tokens", search_tokens),
     ("references", search_references),
@@ -159,9 +165,9 @@ class ResourceStore:
         (:mod:`fhir_ai.store.index_state`).
         """
         kinds = [resource_type] if resource_type else self.registry.resource_types
-        done = self._reindex_rows(resource_type, batch_size)
+        done = self._reindex_rows([resource_type] if resource_type else None, batch_size)
         self._record_fingerprints(kinds)
-        return done
+        return done.total()
 
     def stale_index_types(self) -> list[str]:
         """The supported types whose rows were not rebuilt with their current fingerprint
@@ -175,11 +181,18 @@ class ResourceStore:
         ]
 
     def refresh_index(self, batch_size: int = 500) -> dict[str, int]:
-        """Reindex the stale types (:meth:`stale_index_types`); how many of each."""
+        """Reindex the stale types (:meth:`stale_index_types`); how many of each.
+
+        One pass over the resource table, whatever the number of stale types: an upgrade
+        that changes how every type is indexed (``INDEX_FORMAT``) makes all of them stale,
+        and a pass per type would read the whole table once for each.
+        """
         stale = self.stale_index_types()
-        done = {kind: self._reindex_rows(kind, batch_size) for kind in stale}
+        if not stale:
+            return {}
+        done = self._reindex_rows(stale, batch_size)
         self._record_fingerprints(stale)
-        return done
+        return {kind: done[kind] for kind in stale}
 
     def index_fingerprint(self, resource_type: str) -> str:
         """What the rows of ``resource_type`` extracted now depend on, hashed."""
@@ -189,8 +202,13 @@ class ResourceStore:
         with self.engine.begin() as connection:
             record_fingerprints(connection, {kind: self.index_fingerprint(kind) for kind in kinds})
 
-    def _reindex_rows(self, resource_type: str | None, batch_size: int) -> int:
-        done, after = 0, 0
+    def _reindex_rows(self, kinds: list[str] | None, batch_size: int) -> Counter[str]:
+        """Reindex the live resources of ``kinds`` (None: of every type) in ``pk`` order,
+        a batch per transaction; how many of each type. Says how far it is every
+        :data:`REINDEX_PROGRESS_S` (a large database takes minutes)."""
+        done: Counter[str] = Counter()
+        after = 0
+        reported = time.monotonic()
         while True:
             with self.session() as session:
                 rows = session.connection.execute(
@@ -198,7 +216,7 @@ class ResourceStore:
                     .where(
                         resources.c.pk > after,
                         resources.c.deleted == false(),
-                        *([resources.c.resource_type == resource_type] if resource_type else []),
+                        *([resources.c.resource_type.in_(kinds)] if kinds is not None else []),
                     )
                     .order_by(resources.c.pk)
                     .limit(batch_size)
@@ -207,8 +225,15 @@ class ResourceStore:
                 if not rows:
                     return done
                 session.reindex([(row.pk, row.resource_type, row.content) for row in rows])
-            done += len(rows)
+            done.update(row.resource_type for row in rows)
             after = rows[-1].pk
+            if time.monotonic() - reported >= REINDEX_PROGRESS_S:
+                reported = time.monotonic()
+                logger.info(
+                    "search index rebuild: %d resources so far (up to row %d)",
+                    done.total(),
+                    after,
+                )
 
 
 class StoreSession:

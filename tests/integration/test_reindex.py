@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, update
+from sqlalchemy import delete, event, update
 
 from fhir_ai.cli import main
+from fhir_ai.store import repository
 from fhir_ai.store.schema import search_index_state, search_references
 from tests.conftest import build_app, make_settings
 from tests.fhir_helpers import new_patient, post
@@ -91,6 +92,43 @@ def test_an_upgrade_reindexes_the_types_whose_parameters_changed(
     assert store.refresh_index(batch_size=2)["Observation"] >= 3
     assert _found(client, patient) == observations
     assert store.stale_index_types() == []
+
+
+def test_every_type_stale_is_rebuilt_in_one_pass_that_reports_progress(
+    backend_app: Flask,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An upgrade that changes how every type is indexed reads the table once, not once
+    per type, and says how far it is as it goes."""
+    store = backend_app.extensions["fhir_ai.store"]
+    patient = new_patient(client)
+    observation = _observation(client, patient)
+    engine = backend_app.extensions["fhir_ai.engine"]
+    with engine.begin() as connection:
+        connection.execute(delete(search_index_state))
+    _forget_references(backend_app)
+    stale = store.stale_index_types()
+    assert stale == store.registry.resource_types and len(stale) > 2  # every supported type
+    passes: list[str] = []
+
+    def count_passes(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().startswith("SELECT resource.pk, resource.resource_type"):
+            passes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count_passes)
+    monkeypatch.setattr(repository, "REINDEX_PROGRESS_S", 0.0)
+    try:
+        with caplog.at_level("INFO", logger="fhir_ai.store"):
+            done = store.refresh_index(batch_size=10_000)
+    finally:
+        event.remove(engine, "before_cursor_execute", count_passes)
+    assert len(passes) == 2  # the batch, then the empty read that ends the pass
+    assert set(done) == set(stale) and done["Patient"] >= 1 and done["Observation"] >= 1
+    assert any("search index rebuild:" in r.getMessage() for r in caplog.records)
+    assert store.stale_index_types() == []
+    assert observation in _found(client, patient)
 
 
 def test_db_upgrade_rebuilds_a_stale_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
