@@ -5,16 +5,17 @@ for exactly the types whose search parameters changed."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, event, false, func, select, update
+from sqlalchemy import delete, event, update
 
 from fhir_ai.cli import main
 from fhir_ai.store import repository
-from fhir_ai.store.schema import resources, search_index_state, search_references
+from fhir_ai.store.schema import search_index_state, search_references
 from tests.conftest import build_app, make_settings
 from tests.fhir_helpers import new_patient, post
 
@@ -111,30 +112,29 @@ def test_every_type_stale_is_rebuilt_in_one_pass_that_reports_progress(
     _forget_references(backend_app)
     stale = store.stale_index_types()
     assert stale == store.registry.resource_types and len(stale) > 2  # every supported type
-    passes: list[str] = []
+    batches: list[tuple[int, frozenset[str]]] = []  # (after which pk, of which types)
 
-    def count_passes(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+    def record_batch(*args: Any) -> None:
+        statement, context = args[2], args[4]
         if statement.lstrip().startswith("SELECT resource.pk, resource.resource_type"):
-            passes.append(statement)
+            bound = context.compiled_parameters[0]
+            kinds = frozenset(v for k, v in bound.items() if k.startswith("resource_type_1_"))
+            batches.append((bound["pk_1"], kinds))
 
-    event.listen(engine, "before_cursor_execute", count_passes)
+    event.listen(engine, "before_cursor_execute", record_batch)
     monkeypatch.setattr(repository, "REINDEX_PROGRESS_S", 0.0)
     try:
         with caplog.at_level("INFO", logger="fhir_ai.store"):
-            done = store.refresh_index(batch_size=_live_resources(backend_app) + 1_000)
+            done = store.refresh_index(batch_size=100)
     finally:
-        event.remove(engine, "before_cursor_execute", count_passes)
-    assert len(passes) == 2  # the batch, then the empty read that ends the pass
+        event.remove(engine, "before_cursor_execute", record_batch)
+    afters = [after for after, _ in batches]
+    assert afters[0] == 0 and afters == sorted(set(afters))  # one pass, ever further on
+    assert {kinds for _, kinds in batches} == {frozenset(stale)}  # each batch: every type
     assert set(done) == set(stale) and done["Patient"] >= 1 and done["Observation"] >= 1
     assert any("search index rebuild:" in r.getMessage() for r in caplog.records)
     assert store.stale_index_types() == []
     assert observation in _found(client, patient)
-
-
-def _live_resources(app: Flask) -> int:
-    with app.extensions["fhir_ai.engine"].connect() as connection:
-        query = select(func.count()).select_from(resources).where(resources.c.deleted == false())
-        return int(connection.execute(query).scalar_one())
 
 
 def test_db_upgrade_rebuilds_a_stale_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
