@@ -77,6 +77,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -92,6 +93,7 @@ from fhir_api import (
     Server,
     percentile,
     scratch_database,
+    serving_worker,
     start_server,
     vacuum_analyze,
     write_results,
@@ -125,6 +127,7 @@ WINDOW_SPREAD_S = 25 * 24 * 3600  # studies over the last 25 days (window: 30)
 
 GOAL_P99_MS = 100.0
 GOAL_P99_RATIO = 3.0
+BALANCE_TRIES = 200  # reconnects to spread the connections evenly over the workers
 
 
 # -- data ------------------------------------------------------------------------------
@@ -400,26 +403,80 @@ class DbResult:
     checks: dict[str, bool]
     phases: list[dict[str, Any]]
     first_errors: list[str]
+    connections_per_worker: dict[str, list[int]] = field(default_factory=dict)
+
+
+def balance_connections(
+    clients: list[ClientThread], servers: dict[str, Server]
+) -> dict[str, list[int]]:
+    """Spread each server's keep-alive client connections evenly over its workers, and
+    return how many each worker holds (busiest first).
+
+    A gthread worker serves the connections it accepted for as long as they live, and
+    which idle worker accepts a new connection is up to the kernel: 16 connections over
+    two workers came out anywhere from 12/4 to 8/8, and the worker with more of them
+    saturated its core (its GIL) while the other idled, which moved the same code's
+    requests/s by a quarter from run to run (and made two servers of a ``--compare-app``
+    A/B differ by their splits rather than their code). A connection of the busiest
+    worker is closed and opened again until the counts differ by at most one.
+    """
+    splits: dict[str, list[int]] = {}
+    for name, server in servers.items():
+        counts: Counter[int] = Counter()
+        for _ in range(BALANCE_TRIES):
+            owners = {c: serving_worker(c.connections[name], server) for c in clients}
+            if None in owners.values():  # not Linux, or a connection not open
+                break
+            counts = Counter(dict.fromkeys(server.worker_pids, 0))
+            counts.update(pid for pid in owners.values() if pid is not None)
+            busiest = max(counts, key=counts.__getitem__)
+            if counts[busiest] - min(counts.values()) <= 1:
+                break
+            connection = next(c for c, pid in owners.items() if pid == busiest).connections[name]
+            connection.close()
+            connection.request("GET", BARE_PATH)
+            connection.getresponse().read()
+        splits[name] = sorted(counts.values(), reverse=True)
+    return splits
 
 
 def measure(
     kinds: list[Kind],
-    ports: dict[str, int],
+    servers: dict[str, Server],
     clients_n: int,
     requests: int,
     warmup: int,
     rounds: int,
-) -> tuple[list[KindResult], list[dict[str, Any]], list[str]]:
-    """Warm up, then ``rounds`` rounds of one phase per kind, the order rotated each round."""
+    balance: bool = True,
+) -> tuple[list[KindResult], list[dict[str, Any]], list[str], dict[str, list[int]]]:
+    """Warm up, spread the connections evenly over each server's workers (``balance``),
+    then ``rounds`` rounds of one phase per kind, the order rotated each round."""
+    ports = {name: server.port for name, server in servers.items()}
     clients = [ClientThread(ports) for _ in range(clients_n)]
     for client in clients:
         client.start()
     phases: list[PhaseResult] = []
+    splits: dict[str, list[int]] = {}
     try:
         for kind in kinds:
             warm = run_phase(clients, kind, warmup)
             if warm.errors:
                 raise RuntimeError(f"warm-up of {kind.name} failed: {warm.errors[:3]}")
+        if balance:  # the client threads wait on their inboxes: their connections are idle
+            splits = balance_connections(clients, servers)
+        else:
+            splits = {
+                name: sorted(
+                    Counter(serving_worker(c.connections[name], s) for c in clients).values(),
+                    reverse=True,
+                )
+                for name, s in servers.items()
+            }
+        print(
+            "  connections per worker: "
+            + ", ".join(f"{name} {'/'.join(map(str, split))}" for name, split in splits.items()),
+            flush=True,
+        )
         per_round = [
             requests // rounds + (1 if r < requests % rounds else 0) for r in range(rounds)
         ]
@@ -469,7 +526,7 @@ def measure(
     summary = [
         {"kind": p.kind, "requests": p.requests, "wall_s": round(p.wall_s, 3)} for p in phases
     ]
-    return results, summary, errors[:5]
+    return results, summary, errors[:5], splits
 
 
 # -- profile ---------------------------------------------------------------------------
@@ -558,7 +615,14 @@ def print_result(result: DbResult) -> None:
         f"\n{result.database}: gunicorn gthread {result.workers} workers x {result.threads} "
         f"threads, {result.clients} client threads (keep-alive), heavy patient "
         f"{seeded['heavy_reports']} AI reports ({seeded['heavy_positive']} positive) "
-        f"+ {len(seeded['other_patients'])} other patients"
+        f"+ {len(seeded['other_patients'])} other patients; connections per worker: "
+        + (
+            ", ".join(
+                f"{name} {'/'.join(map(str, split))}"
+                for name, split in result.connections_per_worker.items()
+            )
+            or "unknown"
+        )
     )
     header = (
         f"{'request':<34}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>8}"
@@ -648,6 +712,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "interleaved rounds: an A/B that machine noise hits alike",
     )
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument(
+        "--balance",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="spread the client connections evenly over the gunicorn workers before "
+        "measuring (--no-balance: keep the kernel's split, random from run to run)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL scratch db")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
@@ -705,7 +776,7 @@ def measure_database(
         servers.append(
             start_server(f"{label}-off", args.app, env, args.threads, tmp, BARE_PATH, args.workers)
         )
-        ports = {"off": servers[0].port}
+        by_name = {"off": servers[0]}
         kinds = [
             Kind("bare", "off", lambda: Call("GET", BARE_PATH, None, {})),
             Kind("patient-view", "off", lambda: patient_view({})),
@@ -722,7 +793,7 @@ def measure_database(
                     f"{label}-jwt", args.app, auth_env, args.threads, tmp, BARE_PATH, args.workers
                 )
             )
-            ports["jwt"] = servers[1].port
+            by_name["jwt"] = servers[1]
             kinds.append(
                 Kind(
                     "patient-view+jwt",
@@ -737,15 +808,15 @@ def measure_database(
                     args.workers,
                 )
             )  # fmt: skip
-            ports["cmp"] = servers[-1].port
+            by_name["cmp"] = servers[-1]
             kinds.append(Kind("patient-view (compare)", "cmp", lambda: patient_view({})))
         print(
             f"  measuring {args.requests} requests per kind ({', '.join(k.name for k in kinds)}), "
             f"{args.clients} client threads, {args.rounds} interleaved rounds ...",
             flush=True,
         )
-        kind_results, phases, errors = measure(
-            kinds, ports, args.clients, args.requests, args.warmup, args.rounds
+        kind_results, phases, errors, splits = measure(
+            kinds, by_name, args.clients, args.requests, args.warmup, args.rounds, args.balance
         )
     finally:
         for server in servers:
@@ -760,6 +831,7 @@ def measure_database(
         checks=goal_checks(kind_results),
         phases=phases,
         first_errors=errors,
+        connections_per_worker=splits,
     )
     print_result(result)
     if args.cpu:

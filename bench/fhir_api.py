@@ -233,6 +233,8 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    #: The pids of its worker processes, as each wrote them once its app was built.
+    worker_pids: tuple[int, ...] = ()
 
     def stop(self) -> None:
         """Terminate gunicorn (and its worker) and wait for it."""
@@ -299,13 +301,40 @@ def start_server(
             connection.request("GET", probe)
             if connection.getresponse().status == 200:
                 connection.close()
-                return server
+                pids = tuple(int(pid) for pid in ready.read_text().split())
+                return Server(name, port, process, log, pids)
             connection.close()
         except OSError:
             pass
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"{name} server did not answer in time:\n{log.read_text()}")
+
+
+def serving_worker(connection: http.client.HTTPConnection, server: Server) -> int | None:
+    """The pid of the worker of ``server`` that holds the server end of ``connection``
+    (Linux: the socket's inode in ``/proc/net/tcp``, then the workers' open files)."""
+    if connection.sock is None:
+        return None
+    client_port = connection.sock.getsockname()[1]
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+        if local_port == server.port and remote_port == client_port:
+            inode = fields[9]
+            break
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in server.worker_pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == target:
+                        return pid
+    return None
 
 
 class Client:
