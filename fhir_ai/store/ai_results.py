@@ -22,15 +22,15 @@ for, all come out alike).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     CTE,
     CompoundSelect,
-    Connection,
     Engine,
     Integer,
     Select,
@@ -45,7 +45,6 @@ from sqlalchemy import (
 )
 
 from fhir_ai.fhir.ai_results import AI_ASSERTED, IMAGING_ANALYSIS
-from fhir_ai.store.database import SINGLE_STATEMENT
 from fhir_ai.store.schema import (
     resources,
     search_patient_dates,
@@ -185,37 +184,76 @@ def _build() -> CompoundSelect[str, int, Any, Any]:
     )
 
 
-#: The one statement of :func:`read_imaging_results` (immutable; built at import).
+#: The one statement of :class:`ImagingResultsQuery` (immutable; built at import).
 IMAGING_RESULTS = _build()
+_VALUES = ("patient_id", "since", "limit")  # what changes from call to call
 
 
-def read_imaging_results(
-    engine: Engine, patient_id: str, since: datetime, limit: int
-) -> ImagingResultRows:
-    """Run :data:`IMAGING_RESULTS` for one patient, as one round trip.
+class ImagingResultsQuery:
+    """:data:`IMAGING_RESULTS`, compiled once for an engine's database and run on the
+    driver's own cursor: one round trip, no transaction around it.
 
-    One statement sees one snapshot, so no transaction is opened around it: on PostgreSQL
-    it runs in autocommit (no BEGIN/COMMIT round trips, each of which would also give up
-    the GIL under load); on SQLite without BEGIN, in the read transaction SQLite opens for
-    the statement alone (under WAL it never waits for writers).
+    One statement sees one snapshot, so no transaction is opened around it: on SQLite
+    (connections in the driver's autocommit mode, see ``store.database``) it runs in the
+    read transaction SQLite opens for the statement alone, which under WAL never waits
+    for writers; on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips).
+
+    Run through SQLAlchemy's ``Connection.execute`` the statement cost 0.18 ms of CPU
+    with 200 reports, two thirds of it SQLAlchemy's (its cache key, 33 bound parameters,
+    result processing), against 0.06 ms on the cursor. The statement's own constants are
+    bound once here; only the patient, ``since`` (through the column type's own bind
+    processor, as SQLAlchemy would) and ``limit`` change.
     """
-    with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            connection = connection.execution_options(**{SINGLE_STATEMENT: True})
-        return _read(connection, patient_id, since, limit)
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dialect = engine.dialect
+        compiled = IMAGING_RESULTS.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("IMAGING_RESULTS must compile to a fixed string")
+        self._sql = compiled.string
+        self._constants = compiled.construct_params(dict.fromkeys(_VALUES))
+        self._positions = tuple(compiled.positiontup) if compiled.positiontup else None
+        self._since = search_patient_dates.c.high.type.bind_processor(dialect)
+        self._postgres = dialect.name == "postgresql"
+
+    def read(self, patient_id: str, since: datetime, limit: int) -> ImagingResultRows:
+        """The patient's newest AI reports at or after ``since`` (at most ``limit``), the
+        Observations they name, and how many imaging analyses have not ended."""
+        values = {
+            **self._constants,
+            "patient_id": patient_id,
+            "since": self._since(since) if self._since else since,
+            "limit": limit,
+        }
+        parameters: Any = (
+            tuple(values[name] for name in self._positions) if self._positions else values
+        )
+        connection = self.engine.raw_connection()
+        try:
+            if self._postgres:
+                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+            try:
+                cursor = connection.cursor()
+                cursor.execute(self._sql, parameters)
+                rows = cursor.fetchall()
+                cursor.close()
+            finally:
+                if self._postgres:
+                    connection.driver_connection.autocommit = False  # type: ignore[union-attr]
+        finally:
+            connection.close()  # back to the pool
+        return _collect(rows)
 
 
-def _read(
-    connection: Connection, patient_id: str, since: datetime, limit: int
-) -> ImagingResultRows:
-    parameters: Mapping[str, Any] = {"patient_id": patient_id, "since": since, "limit": limit}
-    reports: list[tuple[datetime, int, dict[str, Any]]] = []
+def _collect(rows: Sequence[Any]) -> ImagingResultRows:
+    reports: list[tuple[Any, int, dict[str, Any]]] = []
     owners: set[int] = set()
     observations: dict[str, dict[str, Any]] = {}
     running = 0
-    for kind, pk, content, high in connection.execute(IMAGING_RESULTS, parameters):
+    for kind, pk, stored, high in rows:
+        # SQLite hands back the JSON text; psycopg has already parsed JSONB.
+        content = orjson.loads(stored) if isinstance(stored, str | bytes) else stored
         if kind == "report" and content is not None and pk not in owners:
             owners.add(pk)
             reports.append((high, pk, content))
@@ -223,5 +261,6 @@ def _read(
             observations[f"Observation/{content['id']}"] = content
         elif kind == "running":
             running = int(pk)
+    # Newest first, ties last-written first (``high``: a datetime, or SQLite's ISO text).
     reports.sort(key=lambda row: (row[0], row[1]), reverse=True)
     return ImagingResultRows([content for _, _, content in reports], observations, running)

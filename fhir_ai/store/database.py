@@ -22,9 +22,6 @@ from fhir_ai.store.schema import jwt_replay
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: Execution option marking a connection whose transactions only read.
 READ_ONLY = "fhir_ai_read_only"
-#: Execution option marking a SQLite connection that runs one statement, which SQLite then
-#: runs in a read transaction of its own (one snapshot, no BEGIN or ROLLBACK round).
-SINGLE_STATEMENT = "fhir_ai_single_statement"
 #: A pooled PostgreSQL connection idle longer than this is pinged before it is used.
 IDLE_PING_AFTER_S = 5.0
 _CHECKED_IN_AT = "fhir_ai_checked_in_at"
@@ -70,10 +67,7 @@ class _SqliteWriteTurns:
         self._timeout_s = timeout_s
 
     def begin(self, connection: Connection) -> None:
-        options = connection.get_execution_options()
-        if options.get(SINGLE_STATEMENT):
-            return
-        if options.get(READ_ONLY):
+        if connection.get_execution_options().get(READ_ONLY):
             connection.exec_driver_sql("BEGIN DEFERRED")
             return
         info = connection.info

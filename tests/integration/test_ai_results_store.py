@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from fhir_ai.fhir.ai_results import IMAGING_ANALYSIS
-from fhir_ai.store.ai_results import read_imaging_results
+from fhir_ai.store.ai_results import ImagingResultsQuery
+from fhir_ai.store.database import create_db_engine
 from tests.fhir_helpers import ai_report_bundle, create, new_patient, post
 
 pytestmark = pytest.mark.integration
@@ -34,7 +36,7 @@ def _task(client: FlaskClient, patient: str, status: str) -> None:
 
 def _read(app: Flask, patient: str, days: int, limit: int) -> tuple[list[str], set[str], int]:
     since = (NOW - timedelta(days=days)).replace(tzinfo=None)
-    rows = read_imaging_results(app.extensions["fhir_ai.engine"], patient, since, limit)
+    rows = ImagingResultsQuery(app.extensions["fhir_ai.engine"]).read(patient, since, limit)
     return [r["id"] for r in rows.reports], set(rows.observations), rows.running
 
 
@@ -102,3 +104,24 @@ def test_reports_of_the_same_date_are_read_last_written_first(
     written = [_report(client, patient, 0.5, 1) for _ in range(3)]
     assert _read(backend_app, patient, 30, 10)[0] == written[::-1]
     assert _read(backend_app, patient, 30, 2)[0] == written[:0:-1]
+
+
+def test_the_read_gives_its_connection_back_as_it_found_it(backend_app: Flask) -> None:
+    """PostgreSQL: out of the autocommit the read runs in; SQLite: outside a transaction."""
+    settings = backend_app.extensions["fhir_ai.settings"].model_copy(update={"db_pool_size": 1})
+    engine = create_db_engine(settings)
+    try:
+        query = ImagingResultsQuery(engine)
+        assert query.read("nobody", NOW - timedelta(days=30), 5).running == 0
+        connection = engine.raw_connection()  # the one pooled connection, again
+        try:
+            if engine.dialect.name == "postgresql":
+                assert connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+            else:
+                assert connection.driver_connection.in_transaction is False  # type: ignore[union-attr]
+        finally:
+            connection.close()
+        with engine.begin() as transaction:  # and SQLAlchemy's transactions work on it
+            assert transaction.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()

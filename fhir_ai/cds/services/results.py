@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from fhir_ai.fhir.ai_results import AI_ASSERTED, AiImagingReport, read_report
 from fhir_ai.fhir.nlp_results import NLP_FINDING, NoteFinding, read_finding
 from fhir_ai.fhir.service import FhirService
-from fhir_ai.store.ai_results import read_imaging_results
+from fhir_ai.store.ai_results import ImagingResultsQuery
 from fhir_ai.store.repository import ResourceStore
 
 
@@ -46,14 +46,14 @@ class StoreResultsReader:
     ) -> None:
         self.store = store
         self.service = service
-        #: The engine of the fixed-shape read (see ``create_fixed_read_engine``).
-        self.fixed_reads = fixed_reads or store.engine
+        #: The fixed-shape read, on its engine (see ``create_fixed_read_engine``).
+        self.imaging_query = ImagingResultsQuery(fixed_reads or store.engine)
 
     def imaging(self, patient_id: str, since: datetime, limit: int) -> PatientImaging:
         """One fixed-shape statement (:mod:`fhir_ai.store.ai_results`) in one transaction:
         what ``DiagnosticReport?patient&_security=AIAST&date=ge&_include=result&_sort=-date``
         and a ``Task?patient&code&status&_summary=count`` would find."""
-        rows = read_imaging_results(self.fixed_reads, patient_id, since, limit)
+        rows = self.imaging_query.read(patient_id, since, limit)
         return PatientImaging(
             [read_report(report, rows.observations) for report in rows.reports], rows.running
         )

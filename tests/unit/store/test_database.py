@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 
 from fhir_ai.settings import Settings
-from fhir_ai.store.database import READ_ONLY, SINGLE_STATEMENT, create_db_engine
+from fhir_ai.store.database import READ_ONLY, create_db_engine
 
 
 def _impatient_engine(tmp_path: Path) -> Engine:
@@ -72,21 +72,6 @@ def test_turns_are_given_back_with_the_connection_and_readers_take_none(tmp_path
     thread.start()
     thread.join(timeout=10)
     assert done == [4]
-
-
-def test_a_single_statement_reader_sends_no_begin_and_takes_no_turn(tmp_path: Path) -> None:
-    engine = _impatient_engine(tmp_path)
-    sent: list[tuple[Any, str]] = []
-    event.listen(
-        engine, "before_cursor_execute", lambda conn, _c, sql, *_a: sent.append((conn, sql))
-    )
-    with engine.connect() as writer, writer.begin():
-        writer.execute(text("UPDATE counter SET n = 1"))  # holds the write lock, uncommitted
-        with engine.connect().execution_options(**{SINGLE_STATEMENT: True}) as reader:
-            assert reader.execute(text("SELECT n FROM counter")).scalar_one() == 0
-            assert not reader.connection.dbapi_connection.in_transaction
-            assert [sql for conn, sql in sent if conn is reader] == ["SELECT n FROM counter"]
-    assert _write(engine, 5) == 5  # it took no write turn
 
 
 def _write(engine: Engine, value: int) -> int:
