@@ -29,7 +29,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -385,24 +385,32 @@ class StoreSession:
         now = naive_utc_now()
         contents = [_stamp(resource, new_id(), 1, now) for resource in new]
         entries = [self._entries(c["resourceType"], c["id"], c) for c in contents]
-        pks = (
+        rows = [
+            {
+                "resource_type": c["resourceType"],
+                "id": c["id"],
+                "version_id": 1,
+                "last_updated": now,
+                "deleted": False,
+                "content": c,
+            }
+            for c in contents
+        ]
+        pks: Sequence[int]
+        if self.connection.dialect.name == "sqlite":
+            pks = self._next_sqlite_pks(len(rows))
             self.connection.execute(
-                insert(resources).returning(resources.c.pk, sort_by_parameter_order=True),
-                [
-                    {
-                        "resource_type": c["resourceType"],
-                        "id": c["id"],
-                        "version_id": 1,
-                        "last_updated": now,
-                        "deleted": False,
-                        "content": c,
-                    }
-                    for c in contents
-                ],
+                insert(resources), [{**row, "pk": pk} for row, pk in zip(rows, pks, strict=True)]
             )
-            .scalars()
-            .all()
-        )
+        else:
+            pks = (
+                self.connection.execute(
+                    insert(resources).returning(resources.c.pk, sort_by_parameter_order=True),
+                    rows,
+                )
+                .scalars()
+                .all()
+            )
         self.connection.execute(
             insert(resource_versions),
             [
@@ -420,6 +428,22 @@ class StoreSession:
             [(pk, c["resourceType"], e) for pk, c, e in zip(pks, contents, entries, strict=True)]
         )
         return [StoredResource(c["resourceType"], c["id"], 1, now, c) for c in contents]
+
+    def _next_sqlite_pks(self, count: int) -> list[int]:
+        """The pks SQLite would give ``count`` new resource rows: the next rowids.
+
+        SQLite cannot sort a multi-row ``INSERT ... RETURNING`` by parameter set, so
+        SQLAlchemy sent one INSERT per row to learn each row's pk (100 audit events: 100
+        statements). A SQLite write session holds the database's one write lock from its
+        ``BEGIN IMMEDIATE`` (``store.database``), so no other writer can insert before
+        these rows: they are numbered here, as SQLite numbers rows (the largest rowid plus
+        one; the table has no AUTOINCREMENT), and go in one ``executemany``.
+        """
+        if not self.connection.in_transaction():
+            raise RuntimeError("SQLite pks are numbered only inside a write transaction")
+        last = self.connection.execute(select(func.max(resources.c.pk))).scalar_one()
+        first = (last or 0) + 1
+        return list(range(first, first + count))
 
     def update(
         self, resource: dict[str, Any], resource_id: str, if_match: int | None = None

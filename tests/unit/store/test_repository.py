@@ -64,10 +64,20 @@ def test_create_many_stores_versions_and_index_in_bulk(store: ResourceStore) -> 
         for status in ("preliminary", "final", "final")
     ]
     with store.session() as session:
+        session.create({"resourceType": "Patient"})  # rows before: the pks go on from there
         stored = session.create_many(reports)
     assert [s.version_id for s in stored] == [1, 1, 1]
     assert len({s.id for s in stored}) == 3
     assert _status_rows(store, "final") == 2
+    with store.session(read_only=True) as session:  # each row's index and version are its own
+        indexed = session.connection.execute(
+            select(resources.c.id, search_tokens.c.code, func.count(resource_versions.c.version_id))
+            .join(search_tokens, search_tokens.c.resource_pk == resources.c.pk)
+            .join(resource_versions, resource_versions.c.resource_pk == resources.c.pk)
+            .where(search_tokens.c.param == "status")
+            .group_by(resources.c.id, search_tokens.c.code)
+        ).all()
+    assert sorted(indexed) == sorted((s.id, s.content["status"], 1) for s in stored)  # type: ignore[index]
     with store.session(read_only=True) as session:
         assert session.read("DiagnosticReport", stored[0].id).content["status"] == "preliminary"  # type: ignore[index]
         assert session.history("DiagnosticReport", stored[1].id, 10, 0)[1] == 1
