@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -99,4 +100,34 @@ def test_a_sqlite_file_pools_as_many_connections_as_configured(tmp_path: Path) -
         for thread in threads:
             thread.join()
     assert len(opened) == 16
+    engine.dispose()
+
+
+def test_a_writer_waits_for_another_process_in_short_steps(tmp_path: Path) -> None:
+    """Another process's write lock is tried for again and again (not slept on in SQLite's
+    busy handler, whose sleeps grow to 100 ms), and the busy timeout is kept."""
+    engine = create_db_engine(Settings(data_dir=tmp_path))
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+        connection.execute(text("INSERT INTO counter VALUES (0)"))
+    tries: list[str] = []
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, sql, *_args: tries.append(sql) if sql == "BEGIN IMMEDIATE" else None,
+    )
+    other_process = sqlite3.connect(
+        tmp_path / "fhir-ai.sqlite3", isolation_level=None, check_same_thread=False
+    )
+    other_process.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.2, other_process.execute, ("COMMIT",))
+    release.start()
+    try:
+        assert _write(engine, 6) == 6
+    finally:
+        release.join()
+        other_process.close()
+    assert len(tries) > 5  # it kept trying while the lock was held
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
     engine.dispose()
