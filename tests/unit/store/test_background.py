@@ -3,6 +3,9 @@ failing kind of record does not lose the others."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from sqlalchemy import text
 
 from fhir_ai.audit import write_audit_events
@@ -57,6 +60,36 @@ def test_a_full_queue_writes_in_the_caller(store: ResourceStore) -> None:
         writer.submit(write_audit_events, _event(n))
     writer.close()
     assert _count(store) == 3
+
+
+class _StalledWriter(BackgroundWriter):
+    """A writer whose thread does not start taking records until ``resume`` is set."""
+
+    def __init__(self, store: ResourceStore, **options: Any) -> None:
+        super().__init__(store, **options)
+        self.resume = threading.Event()
+
+    def _run(self) -> None:
+        self.resume.wait(timeout=30)
+        super()._run()
+
+
+def test_a_caller_meeting_a_full_queue_writes_the_backlog_as_one_batch(
+    store: ResourceStore,
+) -> None:
+    batches: list[list[int]] = []
+
+    def sink(_session: StoreSession, records: list[int]) -> None:
+        batches.append(records)
+
+    writer = _StalledWriter(store, interval_s=0.05, max_batch=10, max_queued=3)
+    for n in range(4):  # three fill the queue; the fourth's caller writes all four at once
+        writer.submit(sink, n)
+    assert batches == [[0, 1, 2, 3]]
+    writer.resume.set()
+    writer.submit(sink, 4)
+    writer.close()
+    assert batches == [[0, 1, 2, 3], [4]]
 
 
 def _failing_sink(session: StoreSession, records: list[int]) -> None:
