@@ -214,7 +214,7 @@ class ImagingResultsQuery:
         self._sql = compiled.string
         self._constants = compiled.construct_params(dict.fromkeys(_VALUES))
         self._positions = tuple(compiled.positiontup) if compiled.positiontup else None
-        self._since = search_patient_dates.c.high.type.bind_processor(dialect)
+        self._since = search_patient_dates.c.high.type.dialect_impl(dialect).bind_processor(dialect)
         self._postgres = dialect.name == "postgresql"
 
     def read(self, patient_id: str, since: datetime, limit: int) -> ImagingResultRows:

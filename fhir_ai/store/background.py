@@ -42,7 +42,7 @@ class BackgroundWriter:
         self,
         store: ResourceStore,
         interval_s: float = 0.2,
-        max_batch: int = 500,
+        max_batch: int = 5000,
         max_queued: int = 10_000,
     ) -> None:
         self.store = store

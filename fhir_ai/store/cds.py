@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from fhir_ai.store.bulk import insert_rows
 from fhir_ai.store.repository import StoreSession
 from fhir_ai.store.schema import cds_cards, cds_feedback, naive_utc_now
 
@@ -46,6 +47,7 @@ def write_issued_cards(session: StoreSession, cards: list[IssuedCard]) -> None:
 
 
 def _insert_cards(connection: Connection, cards: Iterable[IssuedCard]) -> None:
+    now = naive_utc_now()
     rows = [
         {
             "card_uuid": c.card_uuid,
@@ -53,12 +55,11 @@ def _insert_cards(connection: Connection, cards: Iterable[IssuedCard]) -> None:
             "hook_instance": c.hook_instance,
             "model_version": c.model_version,
             "indicator": c.indicator,
-            "created_at": naive_utc_now(),
+            "created_at": now,
         }
         for c in cards
     ]
-    if rows:
-        connection.execute(insert(cds_cards), rows)
+    insert_rows(connection, cds_cards, rows)
 
 
 class CdsStore:

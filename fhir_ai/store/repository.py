@@ -56,6 +56,7 @@ from fhir_ai.fhir.search.dates import format_instant
 from fhir_ai.fhir.search.extract import IndexEntries, extract, index_fingerprint
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import Include, SearchQuery
+from fhir_ai.store.bulk import insert_rows
 from fhir_ai.store.database import READ_ONLY
 from fhir_ai.store.index_state import record_fingerprints, recorded_fingerprints
 from fhir_ai.store.schema import (
@@ -399,8 +400,10 @@ class StoreSession:
         pks: Sequence[int]
         if self.connection.dialect.name == "sqlite":
             pks = self._next_sqlite_pks(len(rows))
-            self.connection.execute(
-                insert(resources), [{**row, "pk": pk} for row, pk in zip(rows, pks, strict=True)]
+            insert_rows(
+                self.connection,
+                resources,
+                [{"pk": pk, **row} for row, pk in zip(rows, pks, strict=True)],
             )
         else:
             pks = (
@@ -411,8 +414,9 @@ class StoreSession:
                 .scalars()
                 .all()
             )
-        self.connection.execute(
-            insert(resource_versions),
+        insert_rows(
+            self.connection,
+            resource_versions,
             [
                 {
                     "resource_pk": pk,
@@ -615,8 +619,7 @@ class StoreSession:
                     row["resource_type"] = resource_type
                     rows[attribute].append(row)
         for attribute, table in _INDEX_TABLES:
-            if rows[attribute]:
-                self.connection.execute(insert(table), rows[attribute])
+            insert_rows(self.connection, table, rows[attribute])
 
     def reindex(self, stored: list[tuple[int, str, dict[str, Any]]]) -> None:
         """Replace the index rows of these (pk, type, content) resources."""

@@ -125,3 +125,19 @@ def test_the_read_gives_its_connection_back_as_it_found_it(backend_app: Flask) -
             assert transaction.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_since_is_compared_as_the_index_stores_dates(
+    backend_app: Flask, client: FlaskClient
+) -> None:
+    """A study dated to the second covers that second: it is read while ``since`` is
+    before the second's end, and not from its end on (aware or naive, with or without a
+    fraction of a second)."""
+    patient = new_patient(client)
+    report = _report(client, patient, 0.9, 1)
+    end = NOW - timedelta(days=1) + timedelta(seconds=1)  # NOW has no fraction of a second
+    query = ImagingResultsQuery(backend_app.extensions["fhir_ai.engine"])
+    for since in (end, end.replace(tzinfo=None)):
+        assert query.read(patient, since, 5).reports == []
+        before = since - timedelta(microseconds=1)
+        assert [r["id"] for r in query.read(patient, before, 5).reports] == [report]

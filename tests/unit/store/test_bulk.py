@@ -1,0 +1,65 @@
+"""fhir_ai.store.bulk: rows go in as SQLAlchemy would send them, in few statements."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, select
+
+from fhir_ai.settings import Settings
+from fhir_ai.store.bulk import SQLITE_ROWS_PER_STATEMENT, insert_rows
+from fhir_ai.store.database import create_db_engine, upgrade_schema
+from fhir_ai.store.schema import cds_cards, resources, search_dates
+
+
+def test_sqlite_rows_go_in_a_statement_per_chunk_with_their_types(tmp_path: Path) -> None:
+    engine = create_db_engine(Settings(data_dir=tmp_path))
+    upgrade_schema(engine)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    start = datetime(2026, 1, 1, 12, 30, 15, 123456)
+    count = SQLITE_ROWS_PER_STATEMENT + 7
+    dates = [
+        {
+            "resource_pk": 1,
+            "resource_type": "Basic",
+            "param": "date",
+            "low": start + timedelta(minutes=n),
+            "high": start + timedelta(minutes=n, seconds=1),
+        }
+        for n in range(count)
+    ]
+    content: dict[str, Any] = {"resourceType": "Basic", "id": "b1", "text": {"div": "é"}}
+    resource = {
+        "pk": 1,
+        "resource_type": "Basic",
+        "id": "b1",
+        "version_id": 1,
+        "last_updated": start,
+        "deleted": False,
+        "content": content,
+    }
+    card = {
+        "card_uuid": "c1",
+        "service_id": "s",
+        "hook_instance": "h",
+        "model_version": None,
+        "indicator": "info",
+        "created_at": start,
+    }
+    with engine.begin() as connection:
+        statements.clear()
+        insert_rows(connection, resources, [resource])
+        insert_rows(connection, search_dates, dates)
+        insert_rows(connection, cds_cards, [card])
+        insert_rows(connection, cds_cards, [])
+    assert len(statements) == 4  # one resource, two chunks of dates, one card
+    with engine.connect() as connection:
+        read = connection.execute(select(search_dates).order_by(search_dates.c.low))
+        assert [dict(row._mapping) for row in read] == dates
+        stored = connection.execute(select(resources.c.content, resources.c.deleted)).one()
+        assert stored == (content, False)
+        assert connection.execute(select(cds_cards)).one()._asdict() == card
+    engine.dispose()
