@@ -36,7 +36,18 @@ _Item = tuple[Sink[Any], Any]
 
 
 class BackgroundWriter:
-    """A per-process batching writer of records that no response waits for."""
+    """A per-process batching writer of records that no response waits for.
+
+    ``max_batch`` caps the thread's transactions. Under sustained load the thread gets
+    about one GIL turn in nine in a web process with eight busy request threads, and it
+    holds SQLite's one write lock through all of its turns in a transaction: with batches
+    of 500 records, two web processes' threads wrote 2,500 records a second each, fewer
+    than the 3,400 a second their requests made (``bench/cds_latency.py --rounds 1
+    --requests 12000``), and the queues filled; with 5,000, the thread takes what is
+    waiting, the cost per batch is shared by ten times the records, and the queues rose
+    to half full at most. ``help_batch`` caps what a request thread that finds the queue full
+    writes for it (that request waits for the write).
+    """
 
     def __init__(
         self,
@@ -44,10 +55,12 @@ class BackgroundWriter:
         interval_s: float = 0.2,
         max_batch: int = 5000,
         max_queued: int = 10_000,
+        help_batch: int = 500,
     ) -> None:
         self.store = store
         self.interval_s = interval_s
         self.max_batch = max_batch
+        self.help_batch = help_batch
         # ``None`` in the queue tells the thread to stop.
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queued)
         self._lock = threading.Lock()
@@ -63,7 +76,7 @@ class BackgroundWriter:
             # The thread is far behind: help it with a whole batch of the backlog (one
             # transaction per record, as this once was, wrote ten times slower than the
             # thread and kept the queue full).
-            backlog = self._take(self.max_batch - 1)
+            backlog = self._take(self.help_batch - 1)
             self._write([*backlog, (sink, record)], queued=len(backlog))
 
     def flush(self) -> None:

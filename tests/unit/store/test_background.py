@@ -82,14 +82,14 @@ def test_a_caller_meeting_a_full_queue_writes_the_backlog_as_one_batch(
     def sink(_session: StoreSession, records: list[int]) -> None:
         batches.append(records)
 
-    writer = _StalledWriter(store, interval_s=0.05, max_batch=10, max_queued=3)
-    for n in range(4):  # three fill the queue; the fourth's caller writes all four at once
+    writer = _StalledWriter(store, interval_s=0.05, max_queued=4, help_batch=3)
+    for n in range(5):  # four fill the queue; the fifth's caller writes two of them with its own
         writer.submit(sink, n)
-    assert batches == [[0, 1, 2, 3]]
+    assert batches == [[0, 1, 4]]
     writer.resume.set()
-    writer.submit(sink, 4)
+    writer.submit(sink, 5)
     writer.close()
-    assert batches == [[0, 1, 2, 3], [4]]
+    assert batches == [[0, 1, 4], [2, 3, 5]]
 
 
 def _failing_sink(session: StoreSession, records: list[int]) -> None:
