@@ -30,7 +30,13 @@ fresh scratch database dropped at the end) the benchmark
       nothing is fetched back), checked to be 200 with cards,
    c. ``patient-view+jwt``: the same against the auth-on server (``--auth``);
 
-   after ``--warmup`` requests of each kind.
+   after ``--warmup`` requests of each kind. Before the first round the client
+   connections are spread evenly over each server's workers (``--no-balance`` keeps the
+   kernel's split, which is random from run to run, 12/4 to 8/8 over two workers: see
+   ``balance_connections``), as the reverse proxy of ``docs/deployment`` spreads requests.
+
+``--rounds 1 --requests 12000`` measures sustained load instead: one long phase per kind,
+so the background writer's audit events and issued cards cannot catch up between phases.
 
 It prints p50/p95/p99 latency (ms) and requests/s of each kind, the p50 and p99 ratios
 to the bare endpoint, the cards per response and the goal checks (patient-view p99 <
