@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 
-#: Rows per SQLite statement: 500 rows of at most 7 columns stay far below SQLite's 32,766
-#: bound parameters, and a batch of them is still a handful of statements.
+#: Rows per SQLite statement, at most: a batch of records is still a handful of statements.
+#: Fewer where the SQLite library bounds a statement's parameters lower (999 before 3.32).
 SQLITE_ROWS_PER_STATEMENT = 500
 
 
@@ -39,8 +40,12 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     columns = ", ".join(quote(name) for name in names)
     head = f"INSERT INTO {quote(table.name)} ({columns}) VALUES "  # noqa: S608  (schema names)
     row_marks = "(" + ", ".join("?" * len(names)) + ")"
-    for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-        chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    most = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)
+    per_statement = max(1, min(SQLITE_ROWS_PER_STATEMENT, most))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
         values = [
             process(row[name]) if process else row[name]
             for row in chunk

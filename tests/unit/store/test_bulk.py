@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from fhir_ai.settings import Settings
 from fhir_ai.store.bulk import SQLITE_ROWS_PER_STATEMENT, insert_rows
@@ -62,4 +63,34 @@ def test_sqlite_rows_go_in_a_statement_per_chunk_with_their_types(tmp_path: Path
         stored = connection.execute(select(resources.c.content, resources.c.deleted)).one()
         assert stored == (content, False)
         assert connection.execute(select(cds_cards)).one()._asdict() == card
+    engine.dispose()
+
+
+def test_a_sqlite_library_with_fewer_parameters_gets_smaller_statements(tmp_path: Path) -> None:
+    """SQLite before 3.32 bounds a statement at 999 parameters: 166 rows of 6 columns."""
+    engine = create_db_engine(Settings(data_dir=tmp_path))
+    upgrade_schema(engine)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    day = datetime(2026, 1, 1)
+    cards = [
+        {
+            "card_uuid": f"card-{n}",
+            "service_id": "s",
+            "hook_instance": "h",
+            "model_version": "m",
+            "indicator": "info",
+            "created_at": day,
+        }
+        for n in range(400)
+    ]
+    with engine.begin() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        statements.clear()
+        insert_rows(connection, cds_cards, cards)
+    assert len(statements) == 3  # 166 + 166 + 68 rows of 6 columns
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(cds_cards)).scalar_one() == 400
     engine.dispose()
