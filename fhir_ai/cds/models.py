@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
-from uuid import uuid4
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +32,7 @@ from pydantic import (
 )
 
 from fhir_ai.fhir.references import RELATIVE_REFERENCE
+from fhir_ai.ids import time_ordered_uuid
 
 SUMMARY_MAX_CHARS = 139
 """A card summary must be shorter than 140 characters."""
@@ -123,7 +123,7 @@ Summary = Annotated[str, StringConstraints(strict=True, min_length=1, max_length
 
 
 def _new_uuid() -> str:
-    return str(uuid4())
+    return time_ordered_uuid()
 
 
 def _is_empty(value: Any) -> bool:

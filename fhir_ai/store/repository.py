@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +55,7 @@ from fhir_ai.fhir.search.dates import format_instant
 from fhir_ai.fhir.search.extract import IndexEntries, extract, index_fingerprint
 from fhir_ai.fhir.search.parameters import SearchRegistry
 from fhir_ai.fhir.search.query import Include, SearchQuery
+from fhir_ai.ids import time_ordered_uuid
 from fhir_ai.store.bulk import insert_rows
 from fhir_ai.store.database import READ_ONLY
 from fhir_ai.store.index_state import record_fingerprints, recorded_fingerprints
@@ -117,8 +117,8 @@ class SearchResult:
 
 
 def new_id() -> str:
-    """A server-assigned logical id."""
-    return str(uuid.uuid4())
+    """A server-assigned logical id: a time-ordered UUID (see :mod:`fhir_ai.ids`)."""
+    return time_ordered_uuid()
 
 
 class ResourceStore:
