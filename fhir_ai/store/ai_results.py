@@ -200,9 +200,9 @@ class ImagingResultsQuery:
 
     Run through SQLAlchemy's ``Connection.execute`` the statement cost 0.18 ms of CPU
     with 200 reports, two thirds of it SQLAlchemy's (its cache key, 33 bound parameters,
-    result processing), against 0.06 ms on the cursor. The statement's own constants are
-    bound once here; only the patient, ``since`` (through the column type's own bind
-    processor, as SQLAlchemy would) and ``limit`` change.
+    result processing), against 0.06 ms on the cursor. Parameters go through their types'
+    bind processors for the dialect, as SQLAlchemy would send them (a datetime is stored
+    on SQLite as text of SQLAlchemy's form); the statement's own constants, once here.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -212,20 +212,27 @@ class ImagingResultsQuery:
         if "POSTCOMPILE" in compiled.string:
             raise ValueError("IMAGING_RESULTS must compile to a fixed string")
         self._sql = compiled.string
-        self._constants = compiled.construct_params(dict.fromkeys(_VALUES))
+        self._processors = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
+        }
+        self._constants = {
+            name: self._process(name, value)
+            for name, value in compiled.construct_params(dict.fromkeys(_VALUES)).items()
+            if name not in _VALUES
+        }
         self._positions = tuple(compiled.positiontup) if compiled.positiontup else None
-        self._since = search_patient_dates.c.high.type.dialect_impl(dialect).bind_processor(dialect)
         self._postgres = dialect.name == "postgresql"
+
+    def _process(self, name: str, value: Any) -> Any:
+        process = self._processors.get(name)
+        return process(value) if process is not None and value is not None else value
 
     def read(self, patient_id: str, since: datetime, limit: int) -> ImagingResultRows:
         """The patient's newest AI reports at or after ``since`` (at most ``limit``), the
         Observations they name, and how many imaging analyses have not ended."""
-        values = {
-            **self._constants,
-            "patient_id": patient_id,
-            "since": self._since(since) if self._since else since,
-            "limit": limit,
-        }
+        given = {"patient_id": patient_id, "since": since, "limit": limit}
+        values = {**self._constants, **{k: self._process(k, v) for k, v in given.items()}}
         parameters: Any = (
             tuple(values[name] for name in self._positions) if self._positions else values
         )
