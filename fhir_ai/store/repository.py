@@ -441,7 +441,7 @@ class StoreSession:
         statements). A SQLite write session holds the database's one write lock from its
         ``BEGIN IMMEDIATE`` (``store.database``), so no other writer can insert before
         these rows: they are numbered here, as SQLite numbers rows (the largest rowid plus
-        one; the table has no AUTOINCREMENT), and go in one ``executemany``.
+        one; the table has no AUTOINCREMENT), and go in a few multi-row INSERTs.
         """
         if not self.connection.in_transaction():
             raise RuntimeError("SQLite pks are numbered only inside a write transaction")
