@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import event, func, select
 
 from fhir_ai.settings import Settings
-from fhir_ai.store.bulk import SQLITE_ROWS_PER_STATEMENT, insert_rows
+from fhir_ai.store.bulk import ROWS_PER_STATEMENT, insert_rows
 from fhir_ai.store.database import create_db_engine, upgrade_schema
 from fhir_ai.store.schema import cds_cards, resources, search_dates
 
@@ -21,7 +21,7 @@ def test_sqlite_rows_go_in_a_statement_per_chunk_with_their_types(tmp_path: Path
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     start = datetime(2026, 1, 1, 12, 30, 15, 123456)
-    count = SQLITE_ROWS_PER_STATEMENT + 7
+    count = ROWS_PER_STATEMENT + 7
     dates = [
         {
             "resource_pk": 1,
