@@ -28,6 +28,8 @@ IDLE_PING_AFTER_S = 5.0
 _CHECKED_IN_AT = "fhir_ai_checked_in_at"
 _HOLDS_WRITE_TURN = "fhir_ai_holds_write_turn"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long a jti write waits for another process's lock on the SQLite replay file.
+REPLAY_LOCK_WAIT_MS = 5_000
 
 
 def _sqlite_pragmas(
@@ -141,7 +143,9 @@ def create_db_engine(settings: Settings) -> Engine:
     )
 
 
-def create_replay_engine(settings: Settings, engine: Engine) -> Engine:
+def create_replay_engine(
+    settings: Settings, engine: Engine, lock_wait_ms: int = REPLAY_LOCK_WAIT_MS
+) -> Engine:
     """The engine of the database jti replay cache (:mod:`fhir_ai.store.replay`):
     ``engine`` itself, except on a SQLite file, where the cache gets a file of its own
     beside it (``<name>.jti.sqlite3``, its one table created here; it holds nothing that
@@ -152,11 +156,11 @@ def create_replay_engine(settings: Settings, engine: Engine) -> Engine:
     issued cards), and a web process that finds the lock taken sleeps in SQLite's busy
     handler (up to 100 ms a try): with two gunicorn processes the JWT patient-view p99
     was 208 ms (``bench/cds_latency.py``). In a file of its own, a jti write waits only
-    for other jti writes, each a single-row upsert. Its connections do not wait in
-    SQLite's busy handler (whose sleeps grow to 100 ms while the other process's threads
-    take the lock turn after turn: a p99 of 357 ms): a write that finds the lock taken
-    fails at once and :class:`~fhir_ai.store.replay.SqlReplayCache` tries again within
-    a millisecond.
+    for other jti writes, each a single-row upsert. Like every SQLite writer here it
+    waits in steps of a millisecond or less (``_begin_immediate``), not in SQLite's busy
+    handler (whose sleeps grow to 100 ms while the other process's threads take the lock
+    turn after turn: a p99 of 357 ms), for up to ``lock_wait_ms``; then the cache fails
+    closed.
     """
     url = engine.url
     database = _sqlite_file(url) if url.get_backend_name() == "sqlite" else None
@@ -165,7 +169,7 @@ def create_replay_engine(settings: Settings, engine: Engine) -> Engine:
     replay = _sqlite_engine(
         settings,
         url.set(database=str(database.with_suffix(".jti.sqlite3"))),
-        busy_timeout_ms=0,
+        busy_timeout_ms=lock_wait_ms,
     )
     jwt_replay.create(replay, checkfirst=True)
     return replay

@@ -5,23 +5,22 @@ until the token's ``exp``. Recording is one statement, an upsert that inserts th
 takes over its row only if that row has expired: no row returned means the token was seen
 (on PostgreSQL a concurrent insert of the same key waits for the first, then finds it
 live, so two requests carrying one token cannot both pass). One statement keeps SQLite's
-write lock for the shortest time: writers of this process take turns (see
-``store.database``), and one that finds the lock held by another process tries again
-within a millisecond rather than in SQLite's growing sleeps.
+write lock for the shortest time: writers of this process take turns, and one that finds
+the lock held by another process tries again within a millisecond rather than in SQLite's
+growing sleeps (both in ``store.database``).
 Expired rows are purged at most once per ``purge_interval_s`` per process. Any database
 error fails closed (503).
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.security.replay import replay_key
@@ -37,13 +36,11 @@ class SqlReplayCache:
         *,
         owns_engine: bool = False,
         purge_interval_s: float = 60.0,
-        lock_wait_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
         self._owns_engine = owns_engine
         self._purge_interval_s = purge_interval_s
-        self._lock_wait_s = lock_wait_s
         self._clock = clock
         self._lock = threading.Lock()
         self._last_purge = 0.0
@@ -51,19 +48,13 @@ class SqlReplayCache:
     def seen_before(self, iss: str, jti: str, expires_at: int) -> bool:
         """Record the jti until ``expires_at``; True when it is already recorded and live.
 
-        A SQLite file that another process is writing (busy, see
-        ``store.database.create_replay_engine``) is tried again every millisecond or so
-        for up to ``lock_wait_s``.
+        On a SQLite file that another process is writing, the write waits for the lock up
+        to the replay engine's busy timeout (``store.database.create_replay_engine``).
         """
-        key = replay_key(iss, jti)
-        deadline = time.monotonic() + self._lock_wait_s
-        while True:
-            try:
-                return self._record(key, int(self._clock()), expires_at)
-            except SQLAlchemyError as error:
-                if not _busy(error) or time.monotonic() > deadline:
-                    raise ServiceUnavailable("replay cache unavailable") from error
-            time.sleep(random.uniform(0.0002, 0.001))  # noqa: S311  (jitter, not a secret)
+        try:
+            return self._record(replay_key(iss, jti), int(self._clock()), expires_at)
+        except SQLAlchemyError as error:
+            raise ServiceUnavailable("replay cache unavailable") from error
 
     def _record(self, key: str, now: int, expires_at: int) -> bool:
         table = jwt_replay.c
@@ -93,14 +84,6 @@ class SqlReplayCache:
                 return False
             self._last_purge = now
             return True
-
-
-def _busy(error: SQLAlchemyError) -> bool:
-    """SQLite's write lock was taken (``SQLITE_BUSY``), nothing worse."""
-    return (
-        isinstance(error, OperationalError)
-        and getattr(error.orig, "sqlite_errorname", None) == "SQLITE_BUSY"
-    )
 
 
 def _insert_for(dialect: str) -> Callable[..., postgresql.Insert | sqlite.Insert]:

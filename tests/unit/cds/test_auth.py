@@ -61,9 +61,10 @@ def test_a_replay_write_waits_for_another_process_lock_then_fails_closed(
     write until it lets go; one that never lets go gives 503 (fail closed)."""
     settings = Settings(data_dir=tmp_path, broker_url=None)
     engine = create_db_engine(settings)
-    replay_engine = create_replay_engine(settings, engine)
-    patient = SqlReplayCache(replay_engine, lock_wait_s=5.0)
-    hasty = SqlReplayCache(replay_engine, lock_wait_s=0.05)
+    replay_engine = create_replay_engine(settings, engine, lock_wait_ms=5000)
+    hasty_engine = create_replay_engine(settings, engine, lock_wait_ms=50)
+    patient = SqlReplayCache(replay_engine)
+    hasty = SqlReplayCache(hasty_engine)
     other_process = sqlite3.connect(
         tmp_path / "fhir-ai.jti.sqlite3", isolation_level=None, check_same_thread=False
     )
@@ -75,4 +76,5 @@ def test_a_replay_write_waits_for_another_process_lock_then_fails_closed(
     assert patient.seen_before("https://ehr.example", "jti-1", int(time.time()) + 300) is True
     other_process.close()
     replay_engine.dispose()
+    hasty_engine.dispose()
     engine.dispose()
