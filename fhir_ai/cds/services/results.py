@@ -50,7 +50,7 @@ class StoreResultsReader:
         self.imaging_query = ImagingResultsQuery(fixed_reads or store.engine)
 
     def imaging(self, patient_id: str, since: datetime, limit: int) -> PatientImaging:
-        """One fixed-shape statement (:mod:`fhir_ai.store.ai_results`) in one transaction:
+        """One fixed-shape statement (:mod:`fhir_ai.store.ai_results`), one snapshot:
         what ``DiagnosticReport?patient&_security=AIAST&date=ge&_include=result&_sort=-date``
         and a ``Task?patient&code&status&_summary=count`` would find."""
         rows = self.imaging_query.read(patient_id, since, limit)
