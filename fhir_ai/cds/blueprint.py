@@ -102,14 +102,17 @@ def create_cds_blueprint(
         )
         response = action_check.without_invalid_actions(service.evaluate(call), service.id)
         audit_context().cards.extend(card.uuid for card in response.cards)
-        for card in response.cards:  # remembered off the request path, with the audit
-            issued = IssuedCard(
-                card.uuid,
-                service.id,
-                hook_request.hookInstance,
-                service.version,
-                str(getattr(card.indicator, "value", card.indicator)),
-            )
+        if response.cards:  # remembered off the request path, with the audit
+            issued = [
+                IssuedCard(
+                    card.uuid,
+                    service.id,
+                    hook_request.hookInstance,
+                    service.version,
+                    str(getattr(card.indicator, "value", card.indicator)),
+                )
+                for card in response.cards
+            ]
             writer.submit(write_issued_cards, issued)
         logger.info(
             "hook call",

@@ -41,9 +41,10 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def write_issued_cards(session: StoreSession, cards: list[IssuedCard]) -> None:
-    """The background writer's sink for issued cards."""
-    _insert_cards(session.connection, cards)
+def write_issued_cards(session: StoreSession, calls: list[list[IssuedCard]]) -> None:
+    """The background writer's sink for issued cards: each record is the cards of one hook
+    call (one hand-over per call, not one per card)."""
+    _insert_cards(session.connection, [card for cards in calls for card in cards])
 
 
 def _insert_cards(connection: Connection, cards: Iterable[IssuedCard]) -> None:

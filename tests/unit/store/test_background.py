@@ -100,7 +100,45 @@ def test_a_failing_kind_does_not_lose_the_others(store: ResourceStore) -> None:
     writer = BackgroundWriter(store, interval_s=0.5)  # the three land in one batch
     writer.submit(write_audit_events, _event(1))
     writer.submit(_failing_sink, 1)
-    writer.submit(write_issued_cards, IssuedCard("card-1", "svc", "hook-1", "m@1"))
+    writer.submit(write_issued_cards, [IssuedCard("card-1", "svc", "hook-1", "m@1")])
     writer.close()
     assert _count(store) == 1
     assert CdsStore(store.engine).card_counts() == {("svc", "unknown"): 1}
+
+
+def test_flush_waits_for_the_batch_the_thread_is_writing(store: ResourceStore) -> None:
+    started, release = threading.Event(), threading.Event()
+    written: list[int] = []
+
+    def slow_sink(_session: StoreSession, records: list[int]) -> None:
+        started.set()
+        release.wait(timeout=10)
+        written.extend(records)
+
+    writer = BackgroundWriter(store, interval_s=0.01)
+    writer.submit(slow_sink, 1)
+    assert started.wait(timeout=10)  # the thread holds the record, nothing is queued
+    flushing = threading.Thread(target=writer.flush)
+    flushing.start()
+    flushing.join(timeout=0.3)
+    assert flushing.is_alive()  # flush has not returned while the batch is being written
+    release.set()
+    flushing.join(timeout=10)
+    assert not flushing.is_alive()
+    assert written == [1]
+    writer.close()
+
+
+def test_records_handed_over_while_the_thread_gathers_make_one_batch(
+    store: ResourceStore,
+) -> None:
+    batches: list[list[int]] = []
+
+    def sink(_session: StoreSession, records: list[int]) -> None:
+        batches.append(records)
+
+    writer = BackgroundWriter(store, interval_s=0.5)
+    for n in range(20):
+        writer.submit(sink, n)
+    writer.close()
+    assert batches == [list(range(20))]
