@@ -175,7 +175,10 @@ class BackgroundWriter:
         return [pending.popleft() for _ in range(min(limit, len(pending)))]
 
     def _write(self, items: list[_Item]) -> None:
-        """Write ``items`` in one transaction, each kind in its own savepoint."""
+        """Write ``items`` in one transaction, each kind in its own savepoint (none when
+        there are none: a flush may have taken what the thread woke up for)."""
+        if not items:
+            return
         by_sink: dict[Sink[Any], list[Any]] = {}
         for sink, record in items:
             by_sink.setdefault(sink, []).append(record)
