@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from fhir_ai.app import create_app
+from fhir_ai.app import close_app, create_app
 from fhir_ai.settings import Settings
 from fhir_ai.store.database import upgrade_schema
 
@@ -96,13 +96,19 @@ def build_app(settings: Settings) -> Flask:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def backend_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    """The app on each storage backend (one database per session and backend)."""
+def backend_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
+    """The app on each storage backend (one database per session and backend), closed
+    (its background writer flushed) before its database is dropped."""
     tmp = tmp_path_factory.mktemp(request.param)
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
-        return build_app(make_settings(tmp, database_url=url))
-    return build_app(make_settings(tmp))
+        app = build_app(make_settings(tmp, database_url=url))
+    else:
+        app = build_app(make_settings(tmp))
+    yield app
+    close_app(app)
 
 
 @pytest.fixture
