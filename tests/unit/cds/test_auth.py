@@ -71,9 +71,13 @@ def test_a_replay_write_waits_for_another_process_lock_then_fails_closed(
     other_process.execute("BEGIN IMMEDIATE")
     with pytest.raises(ServiceUnavailable):
         hasty.seen_before("https://ehr.example", "jti-1", int(time.time()) + 300)
-    threading.Timer(0.1, other_process.execute, ["COMMIT"]).start()
+    committer = threading.Timer(0.1, other_process.execute, ["COMMIT"])
+    committer.start()
     assert patient.seen_before("https://ehr.example", "jti-1", int(time.time()) + 300) is False
     assert patient.seen_before("https://ehr.example", "jti-1", int(time.time()) + 300) is True
+    # The COMMIT frees the lock before its execute() returns: closing the connection
+    # under it (the two writes above can be that quick) crashed the interpreter.
+    committer.join()
     other_process.close()
     replay_engine.dispose()
     hasty_engine.dispose()
