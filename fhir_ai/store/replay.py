@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_ai.errors import ServiceUnavailable
 from fhir_ai.security.replay import replay_key
+from fhir_ai.store.driver_sql import DriverStatement
 from fhir_ai.store.schema import jwt_replay
 
 
@@ -44,7 +45,7 @@ class SqlReplayCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._last_purge = 0.0
-        self._upsert = _CompiledUpsert(engine.dialect)
+        self._upsert = _compiled_upsert(engine.dialect)
 
     def seen_before(self, iss: str, jti: str, expires_at: int) -> bool:
         """Record the jti until ``expires_at``; True when it is already recorded and live.
@@ -62,7 +63,8 @@ class SqlReplayCache:
             if self._purge_due(now):
                 connection.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < now))
             written = connection.exec_driver_sql(
-                *self._upsert.bound(key=key, expires_at=expires_at, now=now)
+                self._upsert.sql,
+                self._upsert.parameters(key=key, expires_at=expires_at, now=now),
             ).first()
         return written is None
 
@@ -79,37 +81,22 @@ class SqlReplayCache:
             return True
 
 
-_Parameters = tuple[str | int, ...] | dict[str, str | int]
-
-
-class _CompiledUpsert:
-    """The recording upsert, built and compiled once for the engine's dialect: a key is
-    inserted, or takes over its row only if that row has expired (``RETURNING`` the key).
+def _compiled_upsert(dialect: Dialect) -> DriverStatement:
+    """The recording upsert for the engine's dialect: a key is inserted, or takes over its
+    row only if that row has expired (``RETURNING`` the key).
 
     Built per call, the statement cost more of the jti check's CPU than SQLite did
     (0.36 ms a call, most of it SQLAlchemy constructing the statement and its cache key);
-    sent as compiled text with its parameters, 0.1 ms.
+    compiled once and sent as text with its parameters, 0.18 ms.
     """
-
-    def __init__(self, dialect: Dialect) -> None:
-        table = jwt_replay.c
-        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        upsert = insert(jwt_replay).values(
-            key=bindparam("key", type_=String), expires_at=bindparam("expires_at", type_=BigInteger)
-        )
-        statement = upsert.on_conflict_do_update(
-            index_elements=[table.key],
-            set_={"expires_at": upsert.excluded.expires_at},
-            where=table.expires_at < bindparam("now", type_=BigInteger),
-        ).returning(table.key)
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self._positions = tuple(compiled.positiontup) if compiled.positiontup else None
-
-    def bound(
-        self, **values: str | int
-    ) -> tuple[str, tuple[str | int, ...] | dict[str, str | int]]:
-        """The statement and its parameters in the driver's style."""
-        if self._positions is None:
-            return self.sql, values
-        return self.sql, tuple(values[name] for name in self._positions)
+    table = jwt_replay.c
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    upsert = insert(jwt_replay).values(
+        key=bindparam("key", type_=String), expires_at=bindparam("expires_at", type_=BigInteger)
+    )
+    statement = upsert.on_conflict_do_update(
+        index_elements=[table.key],
+        set_={"expires_at": upsert.excluded.expires_at},
+        where=table.expires_at < bindparam("now", type_=BigInteger),
+    ).returning(table.key)
+    return DriverStatement(statement, dialect, ("key", "expires_at", "now"))
