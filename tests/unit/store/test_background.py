@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from fhir_ai.audit import write_audit_events
 from fhir_ai.fhir.search.query import SearchQuery
-from fhir_ai.store.background import BackgroundWriter
+from fhir_ai.store.background import BackgroundWriter, Sink
 from fhir_ai.store.cds import CdsStore, IssuedCard, write_issued_cards
 from fhir_ai.store.repository import ResourceStore, StoreSession
 from tests.process_helpers import wait_for
@@ -62,6 +62,16 @@ def test_a_full_queue_writes_in_the_caller(store: ResourceStore) -> None:
     assert _count(store) == 3
 
 
+def _recording_sink() -> tuple[list[list[int]], Sink[int]]:
+    """A sink that keeps each batch it is given, and the list it keeps them in."""
+    batches: list[list[int]] = []
+
+    def sink(_session: StoreSession, records: list[int]) -> None:
+        batches.append(records)
+
+    return batches, sink
+
+
 class _StalledWriter(BackgroundWriter):
     """A writer whose thread does not start taking records until ``resume`` is set."""
 
@@ -77,11 +87,7 @@ class _StalledWriter(BackgroundWriter):
 def test_a_caller_meeting_a_full_queue_writes_the_backlog_as_one_batch(
     store: ResourceStore,
 ) -> None:
-    batches: list[list[int]] = []
-
-    def sink(_session: StoreSession, records: list[int]) -> None:
-        batches.append(records)
-
+    batches, sink = _recording_sink()
     writer = _StalledWriter(store, interval_s=0.05, max_queued=4, help_batch=3)
     for n in range(5):  # four fill the queue; the fifth's caller writes two of them with its own
         writer.submit(sink, n)
@@ -132,11 +138,7 @@ def test_flush_waits_for_the_batch_the_thread_is_writing(store: ResourceStore) -
 def test_records_handed_over_while_the_thread_gathers_make_one_batch(
     store: ResourceStore,
 ) -> None:
-    batches: list[list[int]] = []
-
-    def sink(_session: StoreSession, records: list[int]) -> None:
-        batches.append(records)
-
+    batches, sink = _recording_sink()
     writer = BackgroundWriter(store, interval_s=0.5)
     for n in range(20):
         writer.submit(sink, n)
